@@ -1,0 +1,81 @@
+"""
+The return and advantage estimators of vanilla policy gradient, as pure functions.
+
+Every function takes time-major arrays of shape ``(n_steps, n_envs)``, the layout of SB3's rollout buffers.
+``dones[t, e]`` is 1 where the transition ``t`` of env ``e`` is the last of its episode (terminated *or*
+truncated: VPG trains on whole episodes with a finite horizon, so nothing is bootstrapped beyond it) and
+``episode_starts[t, e]`` is 1 where it is the first. Rows of an episode that has not ended yet get values
+that depend on rewards not seen yet: callers only read the rows of complete episodes.
+"""
+
+import numpy as np
+
+
+def reward_to_go(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
+    """
+    Discounted reward-to-go of every step, ``Σ_{t'≥t} γ^(t'-t) r_{t'}`` within its episode.
+
+    :param rewards: Rewards ``r_t``, shape ``(n_steps, n_envs)``
+    :param dones: 1 where the step ends its episode, shape ``(n_steps, n_envs)``
+    :param gamma: Discount factor γ in [0, 1]
+    :return: The reward-to-go, same shape, float64
+    """
+    to_go = np.zeros(rewards.shape, dtype=np.float64)
+    next_to_go = np.zeros(rewards.shape[1:], dtype=np.float64)
+    for step in reversed(range(len(rewards))):
+        next_to_go = rewards[step] + gamma * next_to_go * (1.0 - dones[step])
+        to_go[step] = next_to_go
+    return to_go
+
+
+def episode_start_rows(episode_starts: np.ndarray) -> np.ndarray:
+    """
+    For every step, the row at which its episode started.
+
+    :param episode_starts: 1 where the step is the first of its episode, shape ``(n_steps, n_envs)``
+    :return: Row indices, same shape (0 where no start precedes the step)
+    """
+    rows = np.arange(len(episode_starts))[:, None]
+    return np.maximum.accumulate(np.where(episode_starts > 0, rows, 0), axis=0)
+
+
+def trajectory_returns(rewards: np.ndarray, episode_starts: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
+    """
+    The return of the whole trajectory, ``R(τ) = Σ_t γ^t r_t`` counted from the episode's first step,
+    written on every step of that episode: the weight of Eq. (4).
+
+    :param rewards: Rewards ``r_t``, shape ``(n_steps, n_envs)``
+    :param episode_starts: 1 where the step is the first of its episode
+    :param dones: 1 where the step is the last of its episode
+    :param gamma: Discount factor γ in [0, 1]
+    :return: R(τ) of each step's episode, same shape, float64
+    """
+    # R(τ) is the reward-to-go of the episode's first step.
+    return np.take_along_axis(reward_to_go(rewards, dones, gamma), episode_start_rows(episode_starts), axis=0)
+
+
+def generalized_advantages(
+    rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, gamma: float, gae_lambda: float
+) -> np.ndarray:
+    """
+    GAE(λ) over complete episodes (Schulman et al. 2016, Eq. 16):
+    ``A_t = Σ_l (γλ)^l δ_{t+l}`` with ``δ_t = r_t + γ V(s_{t+1}) − V(s_t)`` and ``V = 0`` past the last step,
+    so that λ = 1 gives the Monte-Carlo advantage ``reward_to_go − V(s_t)``.
+
+    :param rewards: Rewards ``r_t``, shape ``(n_steps, n_envs)``
+    :param values: State values ``V(s_t)``, same shape
+    :param dones: 1 where the step is the last of its episode
+    :param gamma: Discount factor γ in [0, 1]
+    :param gae_lambda: λ in [0, 1]
+    :return: The advantages, same shape, float64
+    """
+    advantages = np.zeros(rewards.shape, dtype=np.float64)
+    next_advantage = np.zeros(rewards.shape[1:], dtype=np.float64)
+    next_value = np.zeros(rewards.shape[1:], dtype=np.float64)
+    for step in reversed(range(len(rewards))):
+        not_last = 1.0 - dones[step]
+        delta = rewards[step] + gamma * next_value * not_last - values[step]
+        next_advantage = delta + gamma * gae_lambda * not_last * next_advantage
+        advantages[step] = next_advantage
+        next_value = values[step]
+    return advantages
