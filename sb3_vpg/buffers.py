@@ -131,7 +131,8 @@ class WholeEpisodeMixin:
         mask = (rows >= self.first_rows) & (rows < ends)
         batch = EpisodeBatch(
             observations=self._flat_observations(mask),
-            actions=self.to_torch(self.actions[: self.pos][mask]),
+            # float32 as in SB3's _get_samples: actions are stored in the action space's dtype (int8 for MultiBinary).
+            actions=self.to_torch(self.actions[: self.pos][mask].astype(np.float32, copy=False)),
             rewards=self.rewards[: self.pos].copy(),
             episode_starts=self.episode_starts[: self.pos].copy(),
             dones=dones.copy(),
