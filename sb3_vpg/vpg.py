@@ -152,7 +152,8 @@ class VPG(OnPolicyAlgorithm):
             device=device,
             _init_setup_model=False,
         )
-        check_spaces(self.observation_space, self.action_space)
+        if env is not None:  # VPG.load() without an env builds the model first, then restores the saved spaces
+            check_spaces(self.observation_space, self.action_space)
         self.n_episodes = n_episodes
         self.reward_to_go = reward_to_go
         self.baseline = baseline
