@@ -1,0 +1,124 @@
+"""
+The command line: ``python -m sb3_vpg.zoo COMMAND [rl-zoo3 options]`` (or ``sb3-vpg-zoo``).
+
+Every option goes to rl-zoo3 unchanged. For ``--algo vpg`` a few defaults are put before them, where the user gave
+none: the package's ``vpg.yml`` as ``--conf-file``; for ``-optimize``, a SQLite ``--storage`` in the log folder and
+a ``--study-name``; for ``enjoy``/``record_video``, the ``logs`` folder that ``train`` writes to (rl-zoo3's default
+folder would download pretrained agents, and there are none for VPG).
+"""
+
+import argparse
+import runpy
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rl_zoo3.enjoy import enjoy
+from rl_zoo3.train import train
+
+from sb3_vpg.zoo import ALGO, DEFAULT_CONFIG, register
+
+
+def record_video() -> None:
+    """rl-zoo3's ``record_video`` script, which has no function to call."""
+    runpy.run_module("rl_zoo3.record_video", run_name="__main__")
+
+
+COMMANDS: dict[str, Callable[[], None]] = {"train": train, "enjoy": enjoy, "record_video": record_video}
+
+
+def _parse_known(args: Sequence[str], *options: tuple[str, ...], flags: tuple[str, ...] = ()) -> argparse.Namespace | None:
+    """
+    Read a few of rl-zoo3's options from ``args`` as rl-zoo3 will, ignoring the others.
+
+    :param args: The options given to rl-zoo3
+    :param options: The option strings of each option that takes a value
+    :param flags: The option strings of one ``store_true`` option
+    :return: The options read (``None`` when absent), or ``None`` if they are malformed: rl-zoo3 will say so
+    """
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    for option_strings in options:
+        parser.add_argument(*option_strings)
+    if flags:
+        parser.add_argument(*flags, action="store_true")
+    try:
+        return parser.parse_known_args(args)[0]
+    except argparse.ArgumentError:
+        return None
+
+
+def train_defaults(args: Sequence[str]) -> list[str]:
+    """
+    The options added before the user's for ``train --algo vpg``: ``--conf-file`` (the package's ``vpg.yml``) and,
+    with ``-optimize``, ``--storage`` (a SQLite file ``<log folder>/vpg/optuna.db``) and ``--study-name``
+    (``vpg-<env>``, so that a second worker on the same command joins the same study). Each only where not given.
+
+    :param args: The options given to rl-zoo3's ``train``
+    :return: The options to put before them
+    """
+    known = _parse_known(
+        args,
+        ("--algo",),
+        ("--env",),
+        ("-f", "--log-folder"),
+        ("-conf", "--conf-file"),
+        ("--storage",),
+        ("--study-name",),
+        flags=("-optimize", "--optimize-hyperparameters"),
+    )
+    if known is None or known.algo != ALGO:
+        return []
+    defaults = [] if known.conf_file else ["--conf-file", str(DEFAULT_CONFIG)]
+    if known.optimize_hyperparameters and not known.storage:
+        database = Path(known.log_folder or "logs", ALGO, "optuna.db").resolve()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        defaults += ["--storage", f"sqlite:///{database}"]
+        if not known.study_name:
+            defaults += ["--study-name", f"{ALGO}-{known.env or 'CartPole-v1'}"]
+    return defaults
+
+
+def replay_defaults(args: Sequence[str]) -> list[str]:
+    """
+    The options added before the user's for ``enjoy``/``record_video --algo vpg``: ``--folder logs`` where no folder
+    is given, so that the agents ``train`` saved are replayed and nothing is downloaded.
+
+    :param args: The options given to rl-zoo3's ``enjoy`` or ``record_video``
+    :return: The options to put before them
+    """
+    known = _parse_known(args, ("--algo",), ("-f", "--folder"))
+    if known is None or known.algo != ALGO or known.folder:
+        return []
+    return ["--folder", "logs"]
+
+
+DEFAULTS: dict[str, Callable[[Sequence[str]], list[str]]] = {
+    "train": train_defaults,
+    "enjoy": replay_defaults,
+    "record_video": replay_defaults,
+}
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
+    """
+    Register VPG with rl-zoo3, then run one of its scripts with the given options.
+
+    :param argv: The command and its rl-zoo3 options (default: ``sys.argv[1:]``)
+    :param prog: The program name shown in messages (default: from ``sys.argv[0]``)
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="rl-zoo3 with sb3-vpg's VPG registered as --algo vpg. "
+        "Run `COMMAND -h` for rl-zoo3's options, which are passed through unchanged.",
+    )
+    parser.add_argument("command", choices=list(COMMANDS), help="the rl-zoo3 script to run")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="rl-zoo3 options")
+    parsed = parser.parse_args(argv)
+
+    register()
+    saved_argv = sys.argv
+    sys.argv = [f"{parser.prog} {parsed.command}", *DEFAULTS[parsed.command](parsed.args), *parsed.args]
+    try:
+        COMMANDS[parsed.command]()
+    finally:
+        sys.argv = saved_argv

@@ -1,0 +1,144 @@
+"""rl-zoo3 integration, with the real rl-zoo3, Optuna and SQLite, run the way a user runs them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from gymnasium.envs.registration import make
+from optuna.trial import TrialState
+from stable_baselines3 import A2C
+
+from sb3_vpg import VPG
+from sb3_vpg.zoo import DEFAULT_CONFIG, convert_vpg_params, sample_vpg_params
+from sb3_vpg.zoo.cli import main
+
+#: rl-zoo3 options that keep a run short and quiet
+QUICK = ["--eval-freq", "-1", "--verbose", "0"]
+#: enjoy/record_video must work offline: huggingface_hub raises instead of downloading
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def zoo(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m sb3_vpg.zoo ARGS`` in ``cwd`` and return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "sb3_vpg.zoo", *args], cwd=cwd, env=OFFLINE, capture_output=True, text=True, timeout=300
+    )
+
+
+def saved_args(run_folder: Path, env_id: str = "CartPole-v1") -> dict:
+    """The command-line arguments rl-zoo3 saved for a training run."""
+    return dict(yaml.load((run_folder / env_id / "args.yml").read_text(), Loader=yaml.UnsafeLoader))
+
+
+def test_train_then_enjoy_cartpole(tmp_path: Path) -> None:
+    train = zoo("train", "--algo", "vpg", "--env", "CartPole-v1", "-n", "2000", "--seed", "0", *QUICK, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
+    run = tmp_path / "logs" / "vpg" / "CartPole-v1_1"
+    assert saved_args(run)["conf_file"] == str(DEFAULT_CONFIG)
+
+    model = VPG.load(run / "CartPole-v1.zip")
+    cartpole = yaml.safe_load(DEFAULT_CONFIG.read_text())["CartPole-v1"]
+    assert (model.n_episodes, model.baseline, model.reward_to_go) == (
+        cartpole["n_episodes"],
+        cartpole["baseline"],
+        cartpole["reward_to_go"],
+    )
+    assert model.num_timesteps >= 2000
+
+    # No --folder: enjoy replays what train saved in ./logs, offline.
+    enjoy = zoo("enjoy", "--algo", "vpg", "--env", "CartPole-v1", "--no-render", "-n", "200", cwd=tmp_path)
+    assert enjoy.returncode == 0, enjoy.stderr
+    assert "Mean reward" in enjoy.stdout
+
+
+def test_conf_file_overrides_packaged_hyperparameters(tmp_path: Path) -> None:
+    conf = tmp_path / "mine.yml"
+    conf.write_text(yaml.safe_dump({"CartPole-v1": {"n_timesteps": 300, "policy": "MlpPolicy", "n_steps": 100}}))
+    main(["train", "--algo", "vpg", "--conf-file", str(conf), "-f", str(tmp_path), "--seed", "0", *QUICK])
+    model = VPG.load(tmp_path / "vpg" / "CartPole-v1_1" / "CartPole-v1.zip")
+    assert (model.n_steps, model.n_episodes) == (100, None)
+
+
+def test_other_algorithms_through_the_same_entry_point(tmp_path: Path) -> None:
+    main(["train", "--algo", "a2c", "-n", "200", "-f", str(tmp_path), "--seed", "0", *QUICK])
+    run = tmp_path / "a2c" / "CartPole-v1_1"
+    assert isinstance(A2C.load(run / "CartPole-v1.zip"), A2C)
+    assert saved_args(run)["conf_file"] is None  # rl-zoo3's own a2c.yml
+
+
+@pytest.mark.parametrize("command", ["train", "enjoy", "record_video"])
+def test_unknown_algorithm(command: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--algo", "vpgg"])
+    assert exit_info.value.code == 2
+    assert "argument --algo: invalid choice: 'vpgg'" in capsys.readouterr().err
+
+
+def test_unknown_env(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="CartPol-v1 not found in gym registry, you maybe meant CartPole-v1"):
+        main(["train", "--algo", "vpg", "--env", "CartPol-v1", "-f", str(tmp_path)])
+
+
+def test_unknown_command(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["fly", "--algo", "vpg"])
+    assert "invalid choice: 'fly'" in capsys.readouterr().err
+
+
+def test_enjoy_without_a_trained_agent_does_not_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AssertionError, match="logs/vpg folder was not found"):
+        main(["enjoy", "--algo", "vpg", "--no-render"])
+
+
+def test_sampled_hyperparameters_are_valid_over_any_config() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    # An entry with the other batch unit and a GAE λ: each sample must fully replace them.
+    config = {"policy": "MlpPolicy", "n_episodes": 8, "reward_to_go": True, "baseline": "value", "gae_lambda": 0.9}
+    env = make("CartPole-v1")
+    for _ in range(30):
+        trial = study.ask()
+        sampled = sample_vpg_params(trial, n_actions=0, n_envs=1, additional_args={})
+        assert convert_vpg_params(trial.params) == sampled  # what --trial-id reloads
+        VPG(env=env, **{**config, **sampled})
+        study.tell(trial, 0.0)
+    assert {t.params["batch_unit"] for t in study.trials} == {"episodes", "steps"}
+
+
+def optimize(*args: str) -> list[str]:
+    """A tiny ``-optimize`` run of VPG on CartPole: random sampler, no pruning, no plots."""
+    return ["train", "--algo", "vpg", "-optimize", "-n", "1000", "--eval-episodes", "2", "--sampler", "random",
+            "--pruner", "none", "--no-optim-plots", *args]  # fmt: skip
+
+
+def test_optimize_defaults_to_a_sqlite_study(tmp_path: Path) -> None:
+    main([*optimize("--n-trials", "1", "--seed", "0", "-f", str(tmp_path)), "--verbose", "0"])
+    study = optuna.load_study(storage=f"sqlite:///{tmp_path / 'vpg' / 'optuna.db'}", study_name="vpg-CartPole-v1")
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE]
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path: Path) -> None:
+    storage, name, n_trials = f"sqlite:///{tmp_path / 'sweep.db'}", "sweep", 2
+    optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    sweep = optimize("--storage", storage, "--study-name", name, "--n-trials", str(n_trials), "-f", "logs")
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "sb3_vpg.zoo", *sweep, "--seed", str(seed)], cwd=tmp_path, env=OFFLINE,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for seed in (1, 2)
+    ]  # fmt: skip
+    for worker in workers:
+        output = worker.communicate(timeout=300)[0]
+        assert worker.returncode == 0, output
+
+    trials = optuna.load_study(storage=storage, study_name=name).trials
+    assert [trial.number for trial in trials] == list(range(2 * n_trials))  # none lost, none duplicated
+    assert all(trial.state == TrialState.COMPLETE for trial in trials)
+    by_worker = {}
+    for trial in trials:
+        by_worker.setdefault(trial.user_attrs["worker"], []).append(trial.number)
+    assert sorted(len(numbers) for numbers in by_worker.values()) == [n_trials, n_trials]
+    assert {f"{os.uname().nodename}:{worker.pid}" for worker in workers} == set(by_worker)
