@@ -1,0 +1,86 @@
+"""
+Episodes are never cut by the end of a rollout: every step enters exactly one update, inside its whole episode.
+
+The scripted envs name every step by its observation (env tag, episode, step), so the batches handed to the
+update can be read back and checked: whole episodes only, none twice, none lost, m counted right.
+"""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from sb3_vpg import VPG
+from sb3_vpg.buffers import EpisodeBatch
+from tests.scripted_episodes import ScriptedEpisodes
+
+# Three envs with episodes of different lengths, so that rollouts end in the middle of episodes at different places.
+SCRIPTS = [[[1.0] * 3, [1.0] * 5], [[1.0] * 7], [[1.0] * 2, [1.0] * 4, [1.0] * 6]]
+
+
+def record_batches(model: VPG) -> list[EpisodeBatch]:
+    """Keep every batch the buffer hands to ``train`` (the real method runs; its result is recorded)."""
+    batches = []
+    complete_episodes = model.rollout_buffer.complete_episodes
+
+    def recording() -> EpisodeBatch:
+        batches.append(complete_episodes())
+        return batches[-1]
+
+    model.rollout_buffer.complete_episodes = recording
+    return batches
+
+
+def episodes_in(batch: EpisodeBatch) -> dict[tuple[int, int], list[int]]:
+    """The steps of each (env tag, episode) in the batch."""
+    steps: dict[tuple[int, int], list[int]] = {}
+    for tag, episode, t in batch.observations.numpy().astype(int):
+        steps.setdefault((tag, episode), []).append(t)
+    return steps
+
+
+def episode_length(tag: int, episode: int) -> int:
+    return len(SCRIPTS[tag][episode % len(SCRIPTS[tag])])
+
+
+@pytest.mark.parametrize("batch", [dict(n_steps=4), dict(n_episodes=2)])
+def test_every_step_in_exactly_one_update_with_its_whole_episode(batch: dict) -> None:
+    env = DummyVecEnv([lambda tag=tag: ScriptedEpisodes(SCRIPTS[tag], tag=tag) for tag in range(len(SCRIPTS))])
+    model = VPG("MlpPolicy", env, policy_kwargs=dict(net_arch=[8]), seed=0, **batch)
+    batches = record_batches(model)
+    model.learn(total_timesteps=120)
+
+    seen: Counter = Counter()
+    for batch_ in batches:
+        episodes = episodes_in(batch_)
+        assert batch_.n_episodes == len(episodes)
+        if "n_episodes" in batch:
+            assert batch_.n_episodes >= batch["n_episodes"]
+        for (tag, episode), steps in episodes.items():
+            # A whole episode, each step once, however many rollouts it spanned.
+            assert sorted(steps) == list(range(episode_length(tag, episode)))
+            seen[(tag, episode)] += 1
+    assert max(seen.values()) == 1
+
+    # Nothing lost: every episode that ended before the last update was trained on.
+    # Each env's episodes are counted from its reset, so an env that played k episodes has indices 0..k-1.
+    for tag in range(len(SCRIPTS)):
+        trained = sorted(episode for (t, episode) in seen if t == tag)
+        assert trained == list(range(len(trained)))
+    steps_trained = sum(len(batch_.actions) for batch_ in batches)
+    steps_waiting = model.rollout_buffer.pos * len(SCRIPTS) - int(np.sum(model.rollout_buffer.first_rows))
+    assert steps_trained + steps_waiting == model.num_timesteps
+
+
+def test_one_env_batch_in_episodes_uses_exactly_m_fresh_episodes() -> None:
+    """Algorithm 1 with one env: each update gets the next m episodes, all sampled after the previous update."""
+    model = VPG("MlpPolicy", ScriptedEpisodes(SCRIPTS[2]), n_episodes=3, policy_kwargs=dict(net_arch=[8]), seed=0)
+    batches = record_batches(model)
+    model.learn(total_timesteps=100)
+    assert len(batches) >= 5
+    for update, batch in enumerate(batches):
+        assert batch.n_episodes == 3
+        assert sorted(episode for _, episode in episodes_in(batch)) == [3 * update, 3 * update + 1, 3 * update + 2]
+    # The rollout stops as the m-th episode ends: no step is left waiting for a later update.
+    assert model.rollout_buffer.first_rows[0] == model.rollout_buffer.pos
