@@ -341,10 +341,8 @@ class VPG(OnPolicyAlgorithm):
 
     def _clip_gradients(self) -> float:
         """Clip the gradient norm to ``max_grad_norm`` when one is given; return the norm before clipping."""
-        parameters = [p for p in self.policy.parameters() if p.grad is not None]
-        if self.max_grad_norm is None:
-            return th.nn.utils.get_total_norm([p.grad for p in parameters]).item()
-        return th.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm).item()
+        max_norm = float("inf") if self.max_grad_norm is None else self.max_grad_norm
+        return th.nn.utils.clip_grad_norm_(self.policy.parameters(), max_norm).item()
 
     def learn(
         self: SelfVPG,

@@ -84,3 +84,24 @@ def test_update_without_complete_episode_is_skipped() -> None:
     assert model.logger.name_to_value["train/n_episodes"] == 1
     assert model.logger.name_to_value["train/return_mean"] == 10.0
     assert model._n_updates == 1
+
+
+@pytest.mark.parametrize("max_grad_norm", [None, 0.01])
+def test_gradient_is_clipped_only_when_asked(max_grad_norm: float | None) -> None:
+    """With SGD at learning rate 1 the step is the gradient: its norm is train/grad_norm, or max_grad_norm if smaller."""
+    model = VPG(
+        "MlpPolicy",
+        "CartPole-v1",
+        learning_rate=1.0,
+        n_episodes=2,
+        max_grad_norm=max_grad_norm,
+        policy_kwargs=dict(net_arch=[8], optimizer_class=th.optim.SGD),
+        seed=0,
+    )
+    before = th.cat([p.detach().flatten() for p in model.policy.parameters()])
+    model.learn(total_timesteps=1)
+    step = th.cat([p.detach().flatten() for p in model.policy.parameters()]) - before
+    grad_norm = model.logger.name_to_value["train/grad_norm"]
+    assert grad_norm > 1.0
+    expected = grad_norm if max_grad_norm is None else max_grad_norm
+    assert step.norm().item() == pytest.approx(expected, rel=1e-3)
