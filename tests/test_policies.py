@@ -212,7 +212,7 @@ def test_gsde_resamples_noise_as_a2c_does(sde_sample_freq: int) -> None:
             n_steps=16,
             use_sde=True,
             sde_sample_freq=sde_sample_freq,
-            policy_kwargs=TINY_POLICY,
+            policy_kwargs=dict(TINY_POLICY),  # a copy: A2C writes its RMSprop settings into policy_kwargs
             seed=0,
         )
         model.policy.n_noise_resets = 0
