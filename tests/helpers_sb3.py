@@ -78,8 +78,8 @@ class CountingEnv(gym.Env):
 
 class FaultyEnv(gym.Wrapper):
     """
-    Wraps an env and, from its ``fault_at``-th call of ``step`` on, raises ``error`` or spoils the reward or the
-    observation with ``value`` (NaN, inf).
+    Wraps an env: its ``fault_at``-th call of ``step`` raises ``error`` (once), or, from that call on, the reward or
+    the observation is spoilt with a non-finite value.
 
     :param env: The env to wrap
     :param fault_at: The 1-based number of the ``step`` call that goes wrong
@@ -109,9 +109,9 @@ class FaultyEnv(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         self.n_steps += 1
         obs, reward, terminated, truncated, info = self.env.step(action)
+        if self.error is not None and self.n_steps == self.fault_at:
+            raise self.error
         if self.n_steps >= self.fault_at:
-            if self.error is not None:
-                raise self.error
             if self.reward is not None:
                 reward = self.reward
             if self.observation_key is not None:
