@@ -9,6 +9,9 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import KVWriter, Logger
 
+from sb3_vpg import VPG
+from sb3_vpg.buffers import EpisodeBatch
+
 #: The smallest networks that still exercise the code: every test model uses them.
 TINY_POLICY = {"net_arch": [8]}
 #: A small NatureCNN output, for the image and Dict-with-image tests.
@@ -167,3 +170,16 @@ def same_parameters(first: dict[str, th.Tensor], second: dict[str, th.Tensor]) -
 def changed_weights(before: dict[str, th.Tensor], after: dict[str, th.Tensor]) -> list[str]:
     """The names of the float weights that differ between two copies."""
     return [name for name in before if before[name].is_floating_point() and not th.equal(before[name], after[name])]
+
+
+def record_batches(model: VPG) -> list[EpisodeBatch]:
+    """Keep every batch the buffer hands to ``train``: the real ``complete_episodes`` runs, its result is recorded."""
+    batches: list[EpisodeBatch] = []
+    complete_episodes = model.rollout_buffer.complete_episodes
+
+    def recording() -> EpisodeBatch:
+        batches.append(complete_episodes())
+        return batches[-1]
+
+    model.rollout_buffer.complete_episodes = recording  # type: ignore[method-assign]
+    return batches

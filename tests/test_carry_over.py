@@ -13,23 +13,11 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_vpg import VPG
 from sb3_vpg.buffers import EpisodeBatch
+from tests.helpers_sb3 import record_batches
 from tests.scripted_episodes import ScriptedEpisodes
 
 # Three envs with episodes of different lengths, so that rollouts end in the middle of episodes at different places.
 SCRIPTS = [[[1.0] * 3, [1.0] * 5], [[1.0] * 7], [[1.0] * 2, [1.0] * 4, [1.0] * 6]]
-
-
-def record_batches(model: VPG) -> list[EpisodeBatch]:
-    """Keep every batch the buffer hands to ``train`` (the real method runs; its result is recorded)."""
-    batches = []
-    complete_episodes = model.rollout_buffer.complete_episodes
-
-    def recording() -> EpisodeBatch:
-        batches.append(complete_episodes())
-        return batches[-1]
-
-    model.rollout_buffer.complete_episodes = recording
-    return batches
 
 
 def episodes_in(batch: EpisodeBatch) -> dict[tuple[int, int], list[int]]:

@@ -7,7 +7,15 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_vpg import VPG
-from tests.helpers_sb3 import TINY_MULTI_INPUT_POLICY, TINY_POLICY, CountingEnv, FaultyEnv, parameters_of, same_parameters
+from tests.helpers_sb3 import (
+    TINY_MULTI_INPUT_POLICY,
+    TINY_POLICY,
+    CountingEnv,
+    FaultyEnv,
+    parameters_of,
+    record_batches,
+    same_parameters,
+)
 
 
 class EnvCrashed(Exception):
@@ -29,14 +37,6 @@ def faulty_model(n_envs: int = 1, kind: str = "vector", **fault) -> tuple[VPG, l
     policy_kwargs = TINY_MULTI_INPUT_POLICY if kind == "dict" else TINY_POLICY
     model = VPG("MultiInputPolicy" if kind == "dict" else "MlpPolicy", venv, n_steps=8, policy_kwargs=policy_kwargs, seed=0)
     return model, wrapped
-
-
-def record_batches(model: VPG) -> list:
-    """Keep every batch the buffer hands to an update."""
-    batches = []
-    complete_episodes = model.rollout_buffer.complete_episodes
-    model.rollout_buffer.complete_episodes = lambda: batches.append(complete_episodes()) or batches[-1]
-    return batches
 
 
 @pytest.mark.parametrize("n_envs", [1, 2])

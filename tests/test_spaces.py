@@ -25,6 +25,7 @@ from tests.helpers_sb3 import (
     CountingEnv,
     changed_weights,
     parameters_of,
+    record_batches,
 )
 
 
@@ -131,16 +132,7 @@ def test_episodes_carried_over_rollouts_stay_intact(kind: str, policy: str, chan
     )
     policy_kwargs = {"CnnPolicy": TINY_CNN_POLICY, "MultiInputPolicy": TINY_MULTI_INPUT_POLICY}.get(policy, TINY_POLICY)
     model = VPG(policy, venv, n_steps=3, policy_kwargs=policy_kwargs, seed=0)
-    batches = []
-    buffer = model.rollout_buffer
-    complete_episodes = buffer.complete_episodes
-
-    def recording_complete_episodes():
-        batch = complete_episodes()
-        batches.append(batch)
-        return batch
-
-    buffer.complete_episodes = recording_complete_episodes
+    batches = record_batches(model)
     model.learn(3 * 2 * 12)  # 12 rollouts of 3 steps: 36 steps per env
 
     seen: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -174,9 +166,7 @@ def test_episodes_carried_over_rollouts_stay_intact(kind: str, policy: str, chan
 def test_image_episodes_carried_over_in_order() -> None:
     """Carried-over image episodes keep their frames in order: frame t of each episode shows t (channel-last, transposed)."""
     model = VPG("CnnPolicy", CountingEnv("image", ep_length=5), n_steps=3, policy_kwargs=TINY_CNN_POLICY, seed=0)
-    batches = []
-    complete_episodes = model.rollout_buffer.complete_episodes
-    model.rollout_buffer.complete_episodes = lambda: batches.append(complete_episodes()) or batches[-1]
+    batches = record_batches(model)
     model.learn(15)
     frames = np.concatenate([batch.observations.cpu().numpy()[:, 0, 0, 0] for batch in batches])
     np.testing.assert_array_equal(frames, np.tile(np.arange(5), 3))
