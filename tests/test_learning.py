@@ -15,4 +15,3 @@ def test_identity_env_reaches_the_optimum(options: dict) -> None:
     model.learn(total_timesteps=6_000)
     mean_return, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=10)
     assert mean_return == 10.0
-
