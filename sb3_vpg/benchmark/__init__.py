@@ -1,0 +1,10 @@
+"""
+The benchmark behind the README's results table and learning curves: ``python -m sb3_vpg.benchmark``.
+
+It trains plain VPG (Eq. 4), VPG with its best variance reductions, and SB3's A2C and PPO with rl-zoo3's tuned
+hyperparameters on the same envs, several seeds each, in separate processes, and measures the rollout-collection
+ceiling (SB3's loop of ``env.step`` and policy forward, without learning) alongside. See ``docs/benchmark.md``.
+
+Modules: :mod:`~sb3_vpg.benchmark.suite` (what runs), :mod:`~sb3_vpg.benchmark.runs` (one run, in its process),
+:mod:`~sb3_vpg.benchmark.report` (CSV, plots, markdown), :mod:`~sb3_vpg.benchmark.cli` (the command).
+"""

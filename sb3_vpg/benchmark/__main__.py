@@ -1,0 +1,3 @@
+from sb3_vpg.benchmark.cli import main
+
+main()

@@ -1,0 +1,245 @@
+"""
+The benchmark's outputs, from the results of its runs: ``runs.csv`` (one row per run), ``curves.csv`` (every
+evaluation), ``summary.csv`` and ``results.md`` (one row per algorithm × env) and ``learning_curves_<env>.png``.
+"""
+
+import csv
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+#: Points of the common timestep grid on which the seeds' learning curves are interpolated for the plots
+CURVE_POINTS = 101
+
+RUN_COLUMNS = (
+    "env",
+    "algorithm",
+    "seed",
+    "budget",
+    "timesteps",
+    "final_return",
+    "steps_to_threshold",
+    "fps",
+    "train_seconds",
+    "eval_seconds",
+    "start_rss_mb",
+    "peak_rss_mb",
+)
+CURVE_COLUMNS = ("env", "algorithm", "seed", "timesteps", "mean_return", "std_return")
+SUMMARY_COLUMNS = (
+    "env",
+    "algorithm",
+    "budget",
+    "threshold",
+    "seeds",
+    "final_return_mean",
+    "final_return_std",
+    "seeds_final_above_threshold",
+    "median_steps_to_threshold",
+    "fps_median",
+    "fps_vs_ceiling",
+    "peak_rss_mb_median",
+)
+
+
+def reward_threshold(env_id: str) -> float | None:
+    """The return at which gymnasium considers ``env_id`` solved (``None`` for envs without one, as Pendulum)."""
+    return gym.spec(env_id).reward_threshold
+
+
+def final_return(result: dict[str, Any]) -> float | None:
+    """The mean return of the run's last evaluation (``None`` for the ceiling, which is not evaluated)."""
+    return result["curve"][-1][1] if result["curve"] else None
+
+
+def steps_to_threshold(result: dict[str, Any], threshold: float | None) -> float:
+    """
+    The timesteps of the first evaluation at or above ``threshold``; ``inf`` if none is. The evaluation before
+    training is left out: an untrained policy can hold CartPole by chance, and that is not reached by learning.
+    """
+    if threshold is not None:
+        for timesteps, mean_return, _ in result["curve"]:
+            if timesteps > 0 and mean_return >= threshold:
+                return timesteps
+    return math.inf
+
+
+def run_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run: its spec, and what it measured."""
+    rows = []
+    for result in results:
+        spec = result["spec"]
+        steps = steps_to_threshold(result, reward_threshold(spec["env_id"]))
+        rows.append(
+            {
+                "env": spec["env_id"],
+                "algorithm": spec["algorithm"],
+                "seed": spec["seed"],
+                "budget": spec["budget"],
+                "timesteps": result["timesteps"],
+                "final_return": final_return(result),
+                "steps_to_threshold": None if math.isinf(steps) else steps,
+                "fps": result["fps"],
+                "train_seconds": result["train_seconds"],
+                "eval_seconds": result["eval_seconds"],
+                "start_rss_mb": result["start_rss_mb"],
+                "peak_rss_mb": result["peak_rss_mb"],
+            }
+        )
+    return rows
+
+
+def summary_rows(results: list[dict[str, Any]], algorithms: list[str]) -> list[dict[str, Any]]:
+    """
+    One row per env and algorithm (in the order of ``algorithms``), over the seeds that ran.
+
+    Unreached thresholds count as infinitely late, so the median is empty when half of the seeds or more never
+    reach it. ``fps_vs_ceiling`` divides by the median rate of the rollout-collection ceiling on the same env.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for result in results:
+        groups.setdefault((result["spec"]["env_id"], result["spec"]["algorithm"]), []).append(result)
+    env_ids = list(dict.fromkeys(env_id for env_id, _ in groups))
+    rows = []
+    for env_id in env_ids:
+        threshold = reward_threshold(env_id)
+        ceiling = groups.get((env_id, "rollout-ceiling"))
+        ceiling_fps = float(np.median([result["fps"] for result in ceiling])) if ceiling else None
+        for algorithm in algorithms:
+            group = groups.get((env_id, algorithm))
+            if not group:
+                continue
+            finals = [value for value in map(final_return, group) if value is not None]
+            fps = float(np.median([result["fps"] for result in group]))
+            median_steps = float(np.median([steps_to_threshold(result, threshold) for result in group]))
+            rows.append(
+                {
+                    "env": env_id,
+                    "algorithm": algorithm,
+                    "budget": group[0]["spec"]["budget"],
+                    "threshold": threshold,
+                    "seeds": len(group),
+                    "final_return_mean": float(np.mean(finals)) if finals else None,
+                    "final_return_std": float(np.std(finals)) if finals else None,
+                    "seeds_final_above_threshold": None
+                    if threshold is None or not finals
+                    else sum(value >= threshold for value in finals),
+                    "median_steps_to_threshold": None if not finals or math.isinf(median_steps) else median_steps,
+                    "fps_median": fps,
+                    "fps_vs_ceiling": None if ceiling_fps is None else fps / ceiling_fps,
+                    "peak_rss_mb_median": float(np.median([result["peak_rss_mb"] for result in group])),
+                }
+            )
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: Iterable[str]) -> None:
+    """Write ``rows`` to ``path`` with a header; ``None`` becomes an empty cell."""
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
+
+
+def _steps(value: float) -> str:
+    return f"{value / 1000:g}k" if value >= 1000 else f"{value:g}"
+
+
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    """The results table, one row per env and algorithm."""
+    lines = [
+        "| Env (threshold, budget) | Algorithm | Final return (mean ± std) | Seeds with final ≥ threshold "
+        "| Median steps to threshold | Training fps | fps / ceiling | Peak RSS (MiB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary:
+        threshold = "no threshold" if row["threshold"] is None else f"≥ {row['threshold']:g}"
+        env = f"{row['env']} ({threshold}, {_steps(row['budget'])})"
+        final = "—" if row["final_return_mean"] is None else f"{row['final_return_mean']:.1f} ± {row['final_return_std']:.1f}"
+        above = "—" if row["seeds_final_above_threshold"] is None else f"{row['seeds_final_above_threshold']}/{row['seeds']}"
+        if row["final_return_mean"] is None or row["threshold"] is None:
+            steps = "—"
+        elif row["median_steps_to_threshold"] is None:
+            steps = "not reached"
+        else:
+            steps = _steps(row["median_steps_to_threshold"])
+        ratio = "—" if row["fps_vs_ceiling"] is None else f"{row['fps_vs_ceiling']:.2f}"
+        fps, rss = f"{row['fps_median']:.0f}", f"{row['peak_rss_mb_median']:.0f}"
+        lines.append("| " + " | ".join([env, row["algorithm"], final, above, steps, fps, ratio, rss]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]], algorithms: list[str]) -> None:
+    """
+    Plot, for each algorithm, the median over seeds of the evaluation return against timesteps, with the
+    inter-quartile range shaded; each seed's curve is interpolated linearly on a common grid.
+
+    :param path: The PNG to write
+    :param env_id: The env
+    :param results: The results of the runs on ``env_id``
+    :param algorithms: The algorithms, in legend order
+    """
+    figure = Figure(figsize=(7, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    for algorithm in algorithms:
+        curves = [result["curve"] for result in results if result["spec"]["algorithm"] == algorithm and result["curve"]]
+        if not curves:
+            continue
+        grid = np.linspace(0, max(curve[-1][0] for curve in curves), CURVE_POINTS)
+        returns = np.array([np.interp(grid, [p[0] for p in curve], [p[1] for p in curve]) for curve in curves])
+        low, median, high = np.percentile(returns, [25, 50, 75], axis=0)
+        (line,) = axes.plot(grid, median, label=f"{algorithm} (seeds: {len(curves)})")
+        axes.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    threshold = reward_threshold(env_id)
+    if threshold is not None:
+        axes.axhline(threshold, color="gray", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+    axes.set_title(f"{env_id}: median and inter-quartile range over seeds")
+    axes.set_xlabel("timesteps")
+    axes.set_ylabel("mean return, deterministic evaluation")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def write_report(out_dir: Path, results: list[dict[str, Any]], algorithms: list[str], header: str) -> list[dict[str, Any]]:
+    """
+    Write every output of the benchmark to ``out_dir``.
+
+    :param out_dir: The output folder
+    :param results: The results of the runs that finished
+    :param algorithms: The algorithms, in table order
+    :param header: Markdown put before the table in ``results.md`` (the command, the date, the machine)
+    :return: The summary rows
+    """
+    write_csv(out_dir / "runs.csv", run_rows(results), RUN_COLUMNS)
+    curve_rows = [
+        {
+            "env": result["spec"]["env_id"],
+            "algorithm": result["spec"]["algorithm"],
+            "seed": result["spec"]["seed"],
+            "timesteps": timesteps,
+            "mean_return": mean_return,
+            "std_return": std_return,
+        }
+        for result in results
+        for timesteps, mean_return, std_return in result["curve"]
+    ]
+    write_csv(out_dir / "curves.csv", curve_rows, CURVE_COLUMNS)
+    summary = summary_rows(results, algorithms)
+    write_csv(out_dir / "summary.csv", summary, SUMMARY_COLUMNS)
+    env_ids = list(dict.fromkeys(result["spec"]["env_id"] for result in results))
+    pictures = []
+    for env_id in env_ids:
+        picture = f"learning_curves_{env_id}.png"
+        plot_learning_curves(out_dir / picture, env_id, [r for r in results if r["spec"]["env_id"] == env_id], algorithms)
+        pictures.append(f"![{env_id}]({picture})")
+    (out_dir / "results.md").write_text(header + "\n" + markdown_table(summary) + "\n" + "\n\n".join(pictures) + "\n")
+    return summary
