@@ -1,19 +1,21 @@
 """rl-zoo3 integration, with the real rl-zoo3, Optuna and SQLite, run the way a user runs them."""
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import optuna
 import pytest
 import yaml
-from gymnasium.envs.registration import make
 from optuna.trial import TrialState
+from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import A2C
 
 from sb3_vpg import VPG
-from sb3_vpg.zoo import DEFAULT_CONFIG, convert_vpg_params, sample_vpg_params
+from sb3_vpg.zoo import DEFAULT_CONFIG, convert_vpg_params, register, sample_vpg_params
 from sb3_vpg.zoo.cli import main
 
 #: rl-zoo3 options that keep a run short and quiet
@@ -57,6 +59,19 @@ def test_train_enjoy_record_video_cartpole(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     main(["record_video", "--algo", "vpg", "--env", "CartPole-v1", "-n", "50", "-o", "videos"])
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 1
+
+
+@pytest.mark.parametrize("env_id", sorted(set(yaml.safe_load(DEFAULT_CONFIG.read_text())) - {"default"}))
+def test_packaged_hyperparameters_build_a_vpg(env_id: str, tmp_path: Path) -> None:
+    try:
+        gym.make(env_id).close()
+    except gym.error.DependencyNotInstalled as error:
+        pytest.skip(str(error))
+    register()
+    manager = ExperimentManager(argparse.Namespace(), "vpg", env_id, str(tmp_path), config=str(DEFAULT_CONFIG), verbose=0)
+    model, _ = manager.setup_experiment()
+    assert isinstance(model, VPG)
+    model.env.close()
 
 
 def test_conf_file_overrides_packaged_hyperparameters(tmp_path: Path) -> None:
@@ -103,7 +118,7 @@ def test_sampled_hyperparameters_are_valid_over_any_config() -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     # An entry with the other batch unit and a GAE λ: each sample must fully replace them.
     config = {"policy": "MlpPolicy", "n_episodes": 8, "reward_to_go": True, "baseline": "value", "gae_lambda": 0.9}
-    env = make("CartPole-v1")
+    env = gym.make("CartPole-v1")
     for _ in range(20):
         trial = study.ask()
         sampled = sample_vpg_params(trial, n_actions=0, n_envs=1, additional_args={})
