@@ -37,7 +37,8 @@ def sample_vpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
         "batch_unit": trial.suggest_categorical("batch_unit", ["episodes", "steps"]),
     }
     if params["batch_unit"] == "episodes":
-        params["n_episodes"] = trial.suggest_categorical("n_episodes", [1, 2, 4, 8, 16, 32, 64])
+        # At least 2: with one episode, baseline="mean" would zero every weight (VPG refuses it).
+        params["n_episodes"] = trial.suggest_categorical("n_episodes", [2, 4, 8, 16, 32, 64])
     else:
         params["n_steps"] = trial.suggest_categorical("n_steps", [128, 256, 512, 1024, 2048, 4096, 8192])
     params["gamma"] = trial.suggest_categorical("gamma", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0])
