@@ -1,0 +1,91 @@
+"""The benchmark command, end to end on a tiny budget: real rl-zoo3 hyperparameters, real training, real files."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from sb3_vpg.benchmark.cli import main
+from sb3_vpg.benchmark.report import CURVE_COLUMNS, RUN_COLUMNS, SUMMARY_COLUMNS, steps_to_threshold, summary_rows
+from sb3_vpg.benchmark.suite import ALGORITHMS
+
+#: One env, one seed, 600 steps: every algorithm and every output, in well under a minute
+TINY = ["--quick", "--envs", "CartPole-v1", "--seeds", "1", "--budget", "600", "--eval-every", "300"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of ``path``, after checking its header."""
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        assert tuple(reader.fieldnames or ()) == columns
+        return list(reader)
+
+
+def assert_numbers(rows: list[dict[str, str]], columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    """Every cell of ``columns`` is a finite number; those of ``optional`` may also be empty."""
+    for row in rows:
+        for column in columns:
+            if column in optional and row[column] == "":
+                continue
+            assert math.isfinite(float(row[column])), (column, row)
+
+
+def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main([*TINY, "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "5 runs, 0 with a stored result, 5 to run" in printed
+    assert printed.count("[") >= 5  # one progress line per run
+
+    runs = read_csv(tmp_path / "runs.csv", RUN_COLUMNS)
+    assert sorted(row["algorithm"] for row in runs) == sorted(ALGORITHMS)
+    assert_numbers(runs, RUN_COLUMNS[2:], optional=("final_return", "steps_to_threshold"))
+    for row in runs:
+        assert int(row["timesteps"]) >= 600
+        assert float(row["fps"]) > 0 and float(row["peak_rss_mb"]) >= float(row["start_rss_mb"]) > 0
+        assert (row["final_return"] == "") == (row["algorithm"] == "rollout-ceiling")
+
+    curves = read_csv(tmp_path / "curves.csv", CURVE_COLUMNS)
+    assert_numbers(curves, CURVE_COLUMNS[2:])
+    for algorithm in ALGORITHMS:
+        timesteps = [int(row["timesteps"]) for row in curves if row["algorithm"] == algorithm]
+        if ALGORITHMS[algorithm].learns:
+            assert timesteps[0] == 0 and timesteps[-1] >= 600 and timesteps == sorted(timesteps) and len(timesteps) >= 3
+        else:
+            assert timesteps == []
+
+    summary = read_csv(tmp_path / "summary.csv", SUMMARY_COLUMNS)
+    assert [row["algorithm"] for row in summary] == list(ALGORITHMS)
+    assert_numbers(summary, ("budget", "threshold", "seeds", "fps_median", "fps_vs_ceiling", "peak_rss_mb_median"))
+
+    png = (tmp_path / "learning_curves_CartPole-v1.png").read_bytes()
+    assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+
+    markdown = (tmp_path / "results.md").read_text()
+    table = [line for line in markdown.splitlines() if line.startswith("| CartPole-v1")]
+    assert len(table) == len(ALGORITHMS) and all(line.count("|") == 9 for line in table)
+    assert "python -m sb3_vpg.benchmark --quick" in markdown and "![CartPole-v1](learning_curves_CartPole-v1.png)" in markdown
+
+    # Run again: every result is up to date, nothing runs, the stored results are kept.
+    stored = {path: path.read_text() for path in (tmp_path / "runs").rglob("*.json")}
+    assert len(stored) == len(ALGORITHMS)
+    main([*TINY, "--out", str(tmp_path)])
+    assert "5 runs, 5 with a stored result, 0 to run" in capsys.readouterr().out
+    assert {path: path.read_text() for path in stored} == stored
+    assert all(json.loads(text)["spec"]["budget"] == 600 for text in stored.values())
+
+
+def test_steps_to_threshold_and_median() -> None:
+    """The evaluation before training does not count; seeds that never reach the threshold count as never."""
+    spec = {"env_id": "CartPole-v1", "budget": 300, "algorithm": "vpg-best"}
+    reached = {"spec": spec, "curve": [[0, 500.0, 0.0], [100, 200.0, 0.0], [200, 480.0, 0.0], [300, 490.0, 0.0]]}
+    never = {"spec": spec, "curve": [[0, 500.0, 0.0], [100, 20.0, 0.0], [200, 30.0, 0.0], [300, 40.0, 0.0]]}
+    for result in (reached, never):
+        result.update(fps=1.0, peak_rss_mb=1.0)
+    assert steps_to_threshold(reached, 475) == 200
+    assert steps_to_threshold(never, 475) == math.inf
+    assert summary_rows([reached, never, reached], ["vpg-best"])[0]["median_steps_to_threshold"] == 200
+    row = summary_rows([reached, never, never], ["vpg-best"])[0]
+    assert row["median_steps_to_threshold"] is None and row["seeds_final_above_threshold"] == 1
