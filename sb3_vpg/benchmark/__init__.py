@@ -6,5 +6,9 @@ hyperparameters on the same envs, several seeds each, in separate processes, and
 ceiling (SB3's loop of ``env.step`` and policy forward, without learning) alongside. See ``docs/benchmark.md``.
 
 Modules: :mod:`~sb3_vpg.benchmark.suite` (what runs), :mod:`~sb3_vpg.benchmark.runs` (one run, in its process),
-:mod:`~sb3_vpg.benchmark.report` (CSV, plots, markdown), :mod:`~sb3_vpg.benchmark.cli` (the command).
+:mod:`~sb3_vpg.benchmark.report` (CSV, plots, markdown), :mod:`~sb3_vpg.benchmark.cli` (the command),
+:mod:`~sb3_vpg.benchmark.measure` (fresh processes, peak RSS, the ceiling's loop).
+
+``python -m sb3_vpg.benchmark.throughput`` (:mod:`~sb3_vpg.benchmark.throughput`, ``docs/throughput.md``) measures
+training fps and memory of VPG against the ceiling and A2C with the same envs.
 """

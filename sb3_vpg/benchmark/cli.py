@@ -9,23 +9,17 @@ a line as each ends, then writes the report from all the results.
 import argparse
 import concurrent.futures
 import datetime
-import multiprocessing
-import os
-import platform
 import shlex
 import sys
 import time
 from dataclasses import asdict, replace
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from sb3_vpg.benchmark.report import final_return, markdown_table, write_report
+from sb3_vpg.benchmark.measure import fresh_process_pool
+from sb3_vpg.benchmark.report import final_return, machine_description, markdown_table, package_versions, write_report
 from sb3_vpg.benchmark.runs import execute, load_result, result_path
 from sb3_vpg.benchmark.suite import ALGORITHMS, ENVS, QUICK_ENV, EnvSetting, RunSpec, run_specs
-
-#: Packages whose versions the report states
-VERSIONED = ("sb3-vpg", "stable-baselines3", "rl_zoo3", "torch", "gymnasium", "numpy")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,19 +62,12 @@ def env_settings(args: argparse.Namespace) -> dict[str, EnvSetting]:
 
 def header(argv: list[str], args: argparse.Namespace) -> str:
     """The top of ``results.md``: how and where the results were made."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    versions = ", ".join(f"{name} {version(name)}" for name in VERSIONED)
     return (
         "# sb3-vpg benchmark\n\n"
         f"- Command: `python -m sb3_vpg.benchmark {shlex.join(argv)}`\n"
         f"- Date: {datetime.date.today().isoformat()}\n"
-        f"- Machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}; "
-        f"{args.workers} runs at a time on {args.device}\n"
-        f"- Versions: Python {platform.python_version()}, {versions}\n"
+        f"- Machine: {machine_description()}; {args.workers} runs at a time on {args.device}\n"
+        f"- Versions: {package_versions()}\n"
         f"- Seeds per algorithm and env: {args.seeds}, each run in a process of its own (peak RSS is its own); "
         f"{args.eval_episodes} deterministic evaluation episodes on a separate env per evaluation, left out of the "
         "training fps\n"
@@ -112,8 +99,7 @@ def run_all(specs: list[RunSpec], out_dir: Path, workers: int) -> int:
     """
     failures = 0
     start = time.monotonic()
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+    with fresh_process_pool(workers) as pool:
         futures = {pool.submit(execute, spec, out_dir): spec for spec in specs}
         for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
             spec = futures[future]

@@ -5,14 +5,18 @@ evaluation), ``summary.csv`` and ``results.md`` (one row per algorithm × env) a
 
 import csv
 import math
+import os
+import platform
 from collections.abc import Iterable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+#: Packages whose versions the reports state
+VERSIONED = ("sb3-vpg", "stable-baselines3", "rl_zoo3", "torch", "gymnasium", "numpy")
 
 #: Points of the common timestep grid on which the seeds' learning curves are interpolated for the plots
 CURVE_POINTS = 101
@@ -46,6 +50,21 @@ SUMMARY_COLUMNS = (
     "fps_vs_ceiling",
     "peak_rss_mb_median",
 )
+
+
+def machine_description() -> str:
+    """The CPU model, the number of logical CPUs and the operating system, for a report's header."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+
+
+def package_versions() -> str:
+    """Python's version and those of :data:`VERSIONED`, for a report's header."""
+    return ", ".join([f"Python {platform.python_version()}", *(f"{name} {version(name)}" for name in VERSIONED)])
 
 
 def reward_threshold(env_id: str) -> float | None:
@@ -151,13 +170,31 @@ def _steps(value: float) -> str:
     return f"{value / 1000:g}k" if value >= 1000 else f"{value:g}"
 
 
+def markdown_grid(columns: list[str], rows: Iterable[list[str]]) -> str:
+    """
+    A markdown table.
+
+    :param columns: The column headers
+    :param rows: The cells of each row, already formatted
+    """
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(summary: list[dict[str, Any]]) -> str:
     """The results table, one row per env and algorithm."""
-    lines = [
-        "| Env (threshold, budget) | Algorithm | Final return (mean ± std) | Seeds with final ≥ threshold "
-        "| Median steps to threshold | Training fps | fps / ceiling | Peak RSS (MiB) |",
-        "|---|---|---|---|---|---|---|---|",
+    columns = [
+        "Env (threshold, budget)",
+        "Algorithm",
+        "Final return (mean ± std)",
+        "Seeds with final ≥ threshold",
+        "Median steps to threshold",
+        "Training fps",
+        "fps / ceiling",
+        "Peak RSS (MiB)",
     ]
+    rows = []
     for row in summary:
         threshold = "no threshold" if row["threshold"] is None else f"≥ {row['threshold']:g}"
         env = f"{row['env']} ({threshold}, {_steps(row['budget'])})"
@@ -171,8 +208,8 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
             steps = _steps(row["median_steps_to_threshold"])
         ratio = "—" if row["fps_vs_ceiling"] is None else f"{row['fps_vs_ceiling']:.2f}"
         fps, rss = f"{row['fps_median']:.0f}", f"{row['peak_rss_mb_median']:.0f}"
-        lines.append("| " + " | ".join([env, row["algorithm"], final, above, steps, fps, ratio, rss]) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([env, row["algorithm"], final, above, steps, fps, ratio, rss])
+    return markdown_grid(columns, rows)
 
 
 def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]], algorithms: list[str]) -> None:
@@ -185,6 +222,10 @@ def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]],
     :param results: The results of the runs on ``env_id``
     :param algorithms: The algorithms, in legend order
     """
+    # Imported here, so that the processes that only measure (and import this module for its helpers) do not carry it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots()

@@ -8,8 +8,6 @@ Each run has a fresh process, so its peak resident memory (``ru_maxrss``) is its
 import contextlib
 import json
 import os
-import resource
-import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -20,9 +18,9 @@ import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
+from sb3_vpg.benchmark.measure import peak_rss_mb, step_without_learning
 from sb3_vpg.benchmark.suite import ALGORITHMS, RunSpec, experiment_manager
 
 #: Added to the run's seed to seed the evaluation env, so that it does not replay the training env's episodes.
@@ -37,12 +35,6 @@ def result_path(out_dir: Path, spec: RunSpec) -> Path:
 def load_result(path: Path) -> dict[str, Any] | None:
     """The result stored at ``path``, or ``None`` if there is none."""
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def peak_rss_mb() -> float:
-    """The peak resident memory of this process so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 class PeriodicEvaluation(BaseCallback):
@@ -106,30 +98,6 @@ def train(model: BaseAlgorithm, eval_env: VecEnv, spec: RunSpec, callbacks: list
         "eval_seconds": evaluation.seconds,
         "curve": evaluation.curve,
     }
-
-
-def step_without_learning(model: BaseAlgorithm, n_steps: int) -> dict[str, Any]:
-    """
-    The rollout-collection ceiling: SB3's collection loop (policy forward, action to the env, ``env.step``) on the
-    model's envs with its policy, storing and learning nothing.
-
-    :param model: A VPG model, built by rl-zoo3 with its training envs
-    :param n_steps: Timesteps to step, over all envs
-    :return: The timesteps stepped, the rate and the time
-    """
-    env = model.get_env()
-    assert env is not None
-    model.policy.set_training_mode(False)
-    obs = env.reset()
-    steps = 0
-    start = time.perf_counter()
-    while steps < n_steps:
-        with th.no_grad():
-            actions, _, _ = model.policy(obs_as_tensor(obs, model.device))
-        obs, _, _, _ = env.step(model._env_actions(actions.cpu().numpy()))  # type: ignore[attr-defined]
-        steps += env.num_envs
-    seconds = time.perf_counter() - start
-    return {"timesteps": steps, "fps": steps / seconds, "train_seconds": seconds, "eval_seconds": 0.0, "curve": []}
 
 
 def execute(spec: RunSpec, out_dir: Path) -> dict[str, Any]:

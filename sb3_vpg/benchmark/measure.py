@@ -1,0 +1,57 @@
+"""
+What a benchmark process measures about itself, and the pool that gives each run a fresh process.
+
+This module imports neither rl-zoo3 nor matplotlib, so that a process that measures throughput and memory with it
+(:mod:`~sb3_vpg.benchmark.throughput`) does not carry them.
+"""
+
+import concurrent.futures
+import multiprocessing
+import resource
+import sys
+import time
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.utils import obs_as_tensor
+
+
+def fresh_process_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """
+    A pool that runs each task in a fresh process (``spawn``), so that each task's peak resident memory is its own.
+
+    :param workers: Tasks at a time
+    """
+    context = multiprocessing.get_context("spawn")
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1)
+
+
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def step_without_learning(model: BaseAlgorithm, n_steps: int) -> dict[str, Any]:
+    """
+    The rollout-collection ceiling: SB3's collection loop (policy forward, action to the env, ``env.step``) on the
+    model's envs with its policy, storing and learning nothing.
+
+    :param model: A VPG model with its envs
+    :param n_steps: Timesteps to step, over all envs
+    :return: The timesteps stepped, the rate and the time
+    """
+    env = model.get_env()
+    assert env is not None
+    model.policy.set_training_mode(False)
+    obs = env.reset()
+    steps = 0
+    start = time.perf_counter()
+    while steps < n_steps:
+        with th.no_grad():
+            actions, _, _ = model.policy(obs_as_tensor(obs, model.device))
+        obs, _, _, _ = env.step(model._env_actions(actions.cpu().numpy()))  # type: ignore[attr-defined]
+        steps += env.num_envs
+    seconds = time.perf_counter() - start
+    return {"timesteps": steps, "fps": steps / seconds, "train_seconds": seconds, "eval_seconds": 0.0, "curve": []}

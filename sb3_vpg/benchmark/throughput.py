@@ -1,0 +1,314 @@
+"""
+Throughput and memory of VPG against the rollout-collection ceiling and A2C on the same envs:
+``python -m sb3_vpg.benchmark.throughput [--quick] [options]``. See ``docs/throughput.md``.
+
+For every env and number of envs (``make_vec_env`` with ``DummyVecEnv``, the same seed), each of :data:`VARIANTS` is
+measured in a fresh process, one process at a time, for the same timesteps; the variants take turns within each
+repeat (ceiling, vpg, ..., ceiling, vpg, ...), so that a slow spell of a shared machine falls on all of them, and the
+table gives the median over the repeats.
+"""
+
+import argparse
+import datetime
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3 import A2C
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from sb3_vpg import VPG
+from sb3_vpg.benchmark.measure import fresh_process_pool, peak_rss_mb, step_without_learning
+from sb3_vpg.benchmark.report import machine_description, markdown_grid, package_versions, write_csv
+
+#: The default envs, numbers of envs (``DummyVecEnv``) and timesteps per measurement
+ENVS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "LunarLander-v3")
+N_ENVS = (1, 8)
+TIMESTEPS = 30_000
+#: VPG's batch in steps over all envs, when ``--n-steps`` is not given: ``n_steps = BATCH_STEPS // n_envs``
+BATCH_STEPS = 2048
+#: ``--quick``: timesteps per measurement, and its one env
+QUICK_TIMESTEPS = 1_000
+QUICK_ENV = "CartPole-v1"
+#: The device of every model: small MLPs, where the CPU is what matters
+DEVICE = "cpu"
+
+
+@dataclass(frozen=True)
+class Job:
+    """
+    One measurement, in a process of its own.
+
+    :param variant: A key of :data:`VARIANTS`
+    :param env_id: The gymnasium id of the env
+    :param n_envs: The number of envs in the ``DummyVecEnv``
+    :param timesteps: Timesteps to train (or, for the ceiling, to step), over all envs
+    :param n_steps: VPG's batch in steps per env, also that of ``a2c-n-steps``
+    :param n_episodes: The batch of ``vpg-episodes``, in episodes
+    :param seed: The seed of the envs and the model
+    :param repeat: Which repeat this is (0, 1, ...)
+    """
+
+    variant: str
+    env_id: str
+    n_envs: int
+    timesteps: int
+    n_steps: int
+    n_episodes: int
+    seed: int
+    repeat: int
+
+
+def _vpg_n_steps(job: Job, env: VecEnv) -> BaseAlgorithm:
+    return VPG("MlpPolicy", env, n_steps=job.n_steps, seed=job.seed, device=DEVICE)
+
+
+#: What is measured, in this order within every repeat: the model each builds on the envs. The ceiling steps VPG's
+#: envs with its policy, without learning.
+VARIANTS: dict[str, Callable[[Job, VecEnv], BaseAlgorithm]] = {
+    "ceiling": _vpg_n_steps,
+    "vpg": _vpg_n_steps,
+    "vpg-episodes": lambda job, env: VPG("MlpPolicy", env, n_episodes=job.n_episodes, seed=job.seed, device=DEVICE),
+    "a2c": lambda job, env: A2C("MlpPolicy", env, seed=job.seed, device=DEVICE),
+    "a2c-n-steps": lambda job, env: A2C("MlpPolicy", env, n_steps=job.n_steps, seed=job.seed, device=DEVICE),
+}
+
+#: The memory comparison: VPG against A2C with the same envs and batch size in steps
+MEMORY_VARIANTS = ("vpg", "a2c-n-steps")
+
+#: ``throughput_runs.csv``: one row per measurement
+RUN_COLUMNS = (*(field.name for field in fields(Job)), "timesteps_done", "seconds", "fps", "setup_rss_mb", "peak_rss_mb")
+#: ``throughput.csv``: one row per env and number of envs, medians over the repeats
+SUMMARY_COLUMNS = (
+    "env",
+    "n_envs",
+    "n_steps",
+    "timesteps",
+    "repeats",
+    "ceiling_fps",
+    "vpg_fps",
+    "vpg_vs_ceiling",
+    "vpg_episodes_fps",
+    "vpg_episodes_vs_ceiling",
+    "a2c_fps",
+    "vpg_vs_a2c",
+    "a2c_n_steps_fps",
+    "vpg_peak_rss_mb",
+    "a2c_n_steps_peak_rss_mb",
+    "peak_rss_ratio",
+    "vpg_rss_above_setup_mb",
+    "a2c_n_steps_rss_above_setup_mb",
+    "rss_above_setup_ratio",
+)
+
+
+def measure(job: Job) -> dict[str, Any]:
+    """
+    Do one measurement; meant to run in a fresh process (:func:`~sb3_vpg.benchmark.measure.fresh_process_pool`).
+
+    :param job: The measurement
+    :return: The job's fields, the timesteps done, the time of ``learn()`` (for the ceiling, of the collection loop),
+        the rate, and memory in MiB: ``setup_rss_mb`` after the imports and the construction of the envs and the model,
+        ``peak_rss_mb`` at the end
+    """
+    th.set_num_threads(1)
+    env = make_vec_env(job.env_id, job.n_envs, seed=job.seed, vec_env_cls=DummyVecEnv)
+    model = VARIANTS[job.variant](job, env)
+    setup_rss_mb = peak_rss_mb()
+    if job.variant == "ceiling":
+        stepped = step_without_learning(model, job.timesteps)
+        timesteps, seconds = stepped["timesteps"], stepped["train_seconds"]
+    else:
+        start = time.perf_counter()
+        model.learn(job.timesteps)
+        timesteps, seconds = model.num_timesteps, time.perf_counter() - start
+    return {
+        **asdict(job),
+        "timesteps_done": timesteps,
+        "seconds": seconds,
+        "fps": timesteps / seconds,
+        "setup_rss_mb": setup_rss_mb,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command's options, with the defaults that depend on ``--quick`` filled in."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_vpg.benchmark.throughput",
+        description="Measure the training fps and peak memory of VPG, the rollout-collection ceiling and A2C on the "
+        "same envs, each in a fresh process, and write a markdown table and CSV files.",
+    )
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_TIMESTEPS} steps, {QUICK_ENV}, 1 repeat")
+    parser.add_argument("--envs", nargs="+", help=f"gymnasium env ids (default: {' '.join(ENVS)}; --quick {QUICK_ENV})")
+    parser.add_argument("--n-envs", type=int, nargs="+", default=list(N_ENVS), help="numbers of envs (default: %(default)s)")
+    parser.add_argument(
+        "--steps", type=int, help=f"timesteps per measurement (default: {TIMESTEPS}, --quick {QUICK_TIMESTEPS})"
+    )
+    parser.add_argument("--n-steps", type=int, help=f"VPG's and a2c-n-steps' n_steps (default: {BATCH_STEPS} // n_envs)")
+    parser.add_argument("--n-episodes", type=int, default=8, help="vpg-episodes' n_episodes (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, help="measurements of each variant, interleaved (default: 3, --quick 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every env and model (default: %(default)s)")
+    parser.add_argument("--out", type=Path, help="output folder (default: throughput-results, --quick throughput-quick)")
+    args = parser.parse_args(argv)
+    args.envs = args.envs or ([QUICK_ENV] if args.quick else list(ENVS))
+    args.steps = args.steps or (QUICK_TIMESTEPS if args.quick else TIMESTEPS)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.out = args.out or Path("throughput-quick" if args.quick else "throughput-results")
+    return args
+
+
+def jobs(args: argparse.Namespace) -> list[Job]:
+    """Every measurement, env by env and number of envs by number of envs, the variants taking turns in each repeat."""
+    return [
+        Job(variant, env_id, n_envs, args.steps, args.n_steps or BATCH_STEPS // n_envs, args.n_episodes, args.seed, repeat)
+        for env_id in args.envs
+        for n_envs in args.n_envs
+        for repeat in range(args.repeats)
+        for variant in VARIANTS
+    ]
+
+
+def _median(results: list[dict[str, Any]], variant: str, value: Callable[[dict[str, Any]], float]) -> float:
+    """The median of ``value`` over the measurements of ``variant`` in ``results``."""
+    return float(np.median([value(result) for result in results if result["variant"] == variant]))
+
+
+def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """
+    One row per env and number of envs: the median over the repeats of each variant's fps and memory, and the ratios
+    of these medians.
+
+    :param results: The measurements, as :func:`measure` returns them
+    """
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for result in results:
+        groups.setdefault((result["env_id"], result["n_envs"]), []).append(result)
+    rows = []
+    for (env_id, n_envs), group in groups.items():
+        fps = {variant: _median(group, variant, lambda result: result["fps"]) for variant in VARIANTS}
+        peak = {variant: _median(group, variant, lambda result: result["peak_rss_mb"]) for variant in MEMORY_VARIANTS}
+        above = {
+            variant: _median(group, variant, lambda result: result["peak_rss_mb"] - result["setup_rss_mb"])
+            for variant in MEMORY_VARIANTS
+        }
+        rows.append(
+            {
+                "env": env_id,
+                "n_envs": n_envs,
+                "n_steps": group[0]["n_steps"],
+                "timesteps": group[0]["timesteps"],
+                "repeats": sum(result["variant"] == "ceiling" for result in group),
+                "ceiling_fps": fps["ceiling"],
+                "vpg_fps": fps["vpg"],
+                "vpg_vs_ceiling": fps["vpg"] / fps["ceiling"],
+                "vpg_episodes_fps": fps["vpg-episodes"],
+                "vpg_episodes_vs_ceiling": fps["vpg-episodes"] / fps["ceiling"],
+                "a2c_fps": fps["a2c"],
+                "vpg_vs_a2c": fps["vpg"] / fps["a2c"],
+                "a2c_n_steps_fps": fps["a2c-n-steps"],
+                "vpg_peak_rss_mb": peak["vpg"],
+                "a2c_n_steps_peak_rss_mb": peak["a2c-n-steps"],
+                "peak_rss_ratio": peak["vpg"] / peak["a2c-n-steps"],
+                "vpg_rss_above_setup_mb": above["vpg"],
+                "a2c_n_steps_rss_above_setup_mb": above["a2c-n-steps"],
+                "rss_above_setup_ratio": above["vpg"] / above["a2c-n-steps"],
+            }
+        )
+    return rows
+
+
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    """The table of ``throughput.md``, one row per env and number of envs."""
+    columns = [
+        "Env",
+        "n_envs",
+        "Ceiling fps",
+        "VPG fps",
+        "VPG / ceiling",
+        "VPG (n_episodes) fps",
+        "VPG (n_episodes) / ceiling",
+        "A2C fps",
+        "VPG / A2C",
+        "Peak RSS VPG / A2C (same n_steps), MiB",
+        "Ratio",
+        "RSS above setup VPG / A2C (same n_steps), MiB",
+        "Ratio",
+    ]
+    rows = [
+        [
+            row["env"],
+            str(row["n_envs"]),
+            f"{row['ceiling_fps']:.0f}",
+            f"{row['vpg_fps']:.0f}",
+            f"{row['vpg_vs_ceiling']:.2f}",
+            f"{row['vpg_episodes_fps']:.0f}",
+            f"{row['vpg_episodes_vs_ceiling']:.2f}",
+            f"{row['a2c_fps']:.0f}",
+            f"{row['vpg_vs_a2c']:.2f}",
+            f"{row['vpg_peak_rss_mb']:.0f} / {row['a2c_n_steps_peak_rss_mb']:.0f}",
+            f"{row['peak_rss_ratio']:.2f}",
+            f"{row['vpg_rss_above_setup_mb']:.1f} / {row['a2c_n_steps_rss_above_setup_mb']:.1f}",
+            f"{row['rss_above_setup_ratio']:.2f}",
+        ]
+        for row in summary
+    ]
+    return markdown_grid(columns, rows)
+
+
+def header(argv: list[str], args: argparse.Namespace) -> str:
+    """The top of ``throughput.md``: how and where the numbers were made, and the targets of issue 5."""
+    n_steps = args.n_steps or f"{BATCH_STEPS} // n_envs"
+    return (
+        "# sb3-vpg throughput and memory\n\n"
+        f"- Command: `python -m sb3_vpg.benchmark.throughput {shlex.join(argv)}`\n"
+        f"- Date: {datetime.date.today().isoformat()}\n"
+        f"- Machine: {machine_description()}; one measurement at a time, each in a fresh process, one torch thread, "
+        f"on {DEVICE}\n"
+        f"- Versions: {package_versions()}\n"
+        f"- {args.steps} timesteps per measurement, seed {args.seed}, median of {args.repeats} interleaved repeats; "
+        f"VPG and the ceiling with n_steps = {n_steps}, VPG (n_episodes) with n_episodes = {args.n_episodes}, "
+        "A2C with SB3's defaults (n_steps = 5), A2C (same n_steps) with VPG's n_steps\n"
+        "- Targets (issue 5): VPG / ceiling ≥ 0.9, VPG / A2C ≥ 1.8, peak RSS ratio ≤ 1.2\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """
+    Measure, print the table, and write ``throughput.md``, ``throughput.csv`` and ``throughput_runs.csv``.
+
+    :param argv: The command's options (default: ``sys.argv[1:]``)
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    todo = jobs(args)
+    print(f"{len(todo)} measurements, one at a time; output in {args.out}", flush=True)
+    results = []
+    with fresh_process_pool(1) as pool:
+        for done, job in enumerate(todo, start=1):
+            result = pool.submit(measure, job).result()
+            results.append(result)
+            print(
+                f"[{done}/{len(todo)}] {job.variant} {job.env_id} n_envs={job.n_envs} repeat {job.repeat}: "
+                f"{result['fps']:.0f} fps, peak {result['peak_rss_mb']:.0f} MiB",
+                flush=True,
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / "throughput_runs.csv", results, RUN_COLUMNS)
+    summary = summary_rows(results)
+    write_csv(args.out / "throughput.csv", summary, SUMMARY_COLUMNS)
+    table = markdown_table(summary)
+    (args.out / "throughput.md").write_text(header(argv, args) + "\n" + table)
+    print(table + f"Wrote throughput.md, throughput.csv and throughput_runs.csv in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
