@@ -7,7 +7,7 @@ J(θ) and its exact gradient come from autograd over all of them: the ground tru
 policy-gradient estimators are checked (the Policy Gradient Theorem, numerically).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import gymnasium as gym
@@ -126,4 +126,30 @@ def expected_gradient(
     parameters = list(policy.action_net.parameters())
     weights = th.tensor([weight(trajectory) for trajectory in trajectories], dtype=th.float32, device=policy.device)
     surrogate = (trajectory_probabilities(policy, trajectories) * weights).sum()
+    return th.cat([gradient.flatten() for gradient in th.autograd.grad(surrogate, parameters)])
+
+
+def expected_step_gradient(
+    policy: ActorCriticPolicy, trajectories: list[Trajectory], step_weights: Callable[[Trajectory], Sequence[float]]
+) -> th.Tensor:
+    """
+    Σ_τ P(τ|θ) Σ_t ∇_θ log π_θ(a_t|s_t) · w_t(τ): the expectation of the estimator that weights each step's
+    ∇ log π by its own weight (the reward-to-go, an advantage, ...). Flat over the action network's parameters.
+
+    :param policy: The policy, its action network giving θ
+    :param trajectories: Every trajectory (:func:`all_trajectories`)
+    :param step_weights: The weight of each step of a trajectory, treated as constants
+    """
+    parameters = list(policy.action_net.parameters())
+    with th.no_grad():
+        probabilities = trajectory_probabilities(policy, trajectories)
+    index, states, actions, weights = [], [], [], []
+    for i, trajectory in enumerate(trajectories):
+        index += [i] * len(trajectory.actions)
+        states += trajectory.states
+        actions += trajectory.actions
+        weights += list(step_weights(trajectory))
+    log_probabilities = th.log(action_probabilities(policy))[states, actions]
+    weights_tensor = th.tensor(weights, dtype=th.float32, device=policy.device)
+    surrogate = (probabilities[index] * log_probabilities * weights_tensor).sum()
     return th.cat([gradient.flatten() for gradient in th.autograd.grad(surrogate, parameters)])

@@ -39,6 +39,31 @@ def episode_start_rows(episode_starts: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(episode_starts > 0, rows, 0), axis=0)
 
 
+def steps_since_start(episode_starts: np.ndarray) -> np.ndarray:
+    """
+    For every step, its index t within its episode (0 on the episode's first step).
+
+    :param episode_starts: 1 where the step is the first of its episode, shape ``(n_steps, n_envs)``
+    :return: Step indices, same shape
+    """
+    return np.arange(len(episode_starts))[:, None] - episode_start_rows(episode_starts)
+
+
+def mean_return_by_step(returns_to_go: np.ndarray, steps: np.ndarray, n_episodes: int) -> np.ndarray:
+    """
+    The batch-mean baseline: for every step index t, the mean over the batch's m episodes of their reward-to-go
+    from step t, ``b_t = (1/m) Σ_j G_{j,t}``, an episode already over by step t counting 0 (nothing is left to go).
+    ``b_0`` is the batch's mean return (1/m) Σ_j R(τ_j). Each episode is in its own b_t, so
+    ``E[(1/m) Σ_j Σ_t ∇log π(a_t|s_t) (G_{j,t} − b_t)] = ((m − 1)/m) E[(1/m) Σ_j Σ_t ∇log π(a_t|s_t) G_{j,t}]``.
+
+    :param returns_to_go: The reward-to-go of every step of the batch's complete episodes, flat
+    :param steps: The index t of each of these steps within its episode (:func:`steps_since_start`), flat
+    :param n_episodes: m, the number of episodes in the batch
+    :return: ``b_t`` for t = 0 … the longest episode's last step, shape ``(max(steps) + 1,)``
+    """
+    return np.bincount(steps, weights=returns_to_go) / n_episodes
+
+
 def trajectory_returns(rewards: np.ndarray, episode_starts: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
     """
     The return of the whole trajectory, ``R(τ) = Σ_t γ^t r_t`` counted from the episode's first step,

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from sb3_vpg.buffers import MAX_EPISODE_STEPS, DictEpisodeRolloutBuffer, EpisodeBatch, EpisodeRolloutBuffer, WholeEpisodeMixin
 from sb3_vpg.checks import check_finite, check_policy, check_spaces, refuse_keywords
-from sb3_vpg.estimators import generalized_advantages, reward_to_go, trajectory_returns
+from sb3_vpg.estimators import generalized_advantages, mean_return_by_step, reward_to_go, steps_since_start, trajectory_returns
 from sb3_vpg.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
 SelfVPG = TypeVar("SelfVPG", bound="VPG")
@@ -49,8 +49,10 @@ class VPG(OnPolicyAlgorithm):
         ended. With neither ``n_steps`` nor ``n_episodes``, ``n_episodes`` is :data:`DEFAULT_N_EPISODES`.
     :param gamma: Discount factor in [0, 1]; 1 (the default) is the lecture's undiscounted return
     :param reward_to_go: Weight log π(a_t|s_t) by the reward-to-go Σ_{t'≥t} γ^(t'-t) r_{t'} instead of R(τ)
-    :param baseline: What is subtracted from the returns: ``None`` (Eq. 4), ``"mean"`` (their mean over the batch's
-        steps) or ``"value"`` (the learned state value V(s_t) of the policy's value head)
+    :param baseline: What is subtracted from the returns: ``None`` (Eq. 4), ``"mean"`` (the batch's mean over its m
+        episodes of the same return: of R(τ), or of the reward-to-go from the same step t, an episode already over
+        counting 0; it includes the sample itself, so E[ĝ] is ((m−1)/m) times the estimator's expectation without
+        it) or ``"value"`` (the learned state value V(s_t) of the policy's value head)
     :param gae_lambda: λ of GAE(λ) over whole episodes; below 1 it needs ``reward_to_go=True, baseline="value"``
     :param normalize_advantage: Whether to normalise the weights of log π over the batch (mean 0, std 1)
     :param ent_coef: Entropy coefficient, as in A2C: ``ent_coef * (−mean entropy)`` is added to the loss
@@ -332,9 +334,13 @@ class VPG(OnPolicyAlgorithm):
             return returns, generalized_advantages(batch.rewards, values_by_step, batch.dones, self.gamma, self.gae_lambda)[
                 batch.mask
             ]
-        weights = (reward_to_go(batch.rewards, batch.dones, self.gamma) if self.reward_to_go else returns)[batch.mask]
+        to_go = reward_to_go(batch.rewards, batch.dones, self.gamma)[batch.mask]
+        weights = to_go if self.reward_to_go else returns[batch.mask]
         if self.baseline == "mean":
-            return returns, weights - weights.mean()
+            # b_t: the mean over the m episodes of the return from step t; b_0 is the mean return R(τ).
+            steps = steps_since_start(batch.episode_starts)[batch.mask]
+            means = mean_return_by_step(to_go, steps, batch.n_episodes)
+            return returns, weights - (means[steps] if self.reward_to_go else means[0])
         if self.baseline == "value":
             return returns, weights - values
         return returns, weights
@@ -392,6 +398,11 @@ def _check_arguments(
             raise ValueError(f"{name} must be in [0, 1], got {value!r}.")
     if baseline not in BASELINES:
         raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}.")
+    if baseline == "mean" and n_episodes == 1:
+        raise ValueError(
+            "baseline='mean' needs n_episodes >= 2: the mean over one episode is that episode's own return, "
+            "so every weight would be 0."
+        )
     if gae_lambda != 1.0 and not (reward_to_go and baseline == "value"):
         raise ValueError(
             f"gae_lambda={gae_lambda} needs reward_to_go=True and baseline='value' (GAE discounts the reward-to-go "

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from sb3_vpg.estimators import episode_start_rows, generalized_advantages, reward_to_go, trajectory_returns
+from sb3_vpg.estimators import (
+    episode_start_rows,
+    generalized_advantages,
+    mean_return_by_step,
+    reward_to_go,
+    steps_since_start,
+    trajectory_returns,
+)
 
 # Time-major (4 steps, 3 envs). Env 0: episodes [1, 2] and [3, 4]. Env 1: one episode of 4 steps, still running.
 # Env 2: four episodes of length 1 (the last one truncated: to the estimators, an end is an end).
@@ -57,3 +64,22 @@ def test_generalized_advantages_stop_at_episode_ends(gae_lambda: float) -> None:
     advantages = generalized_advantages(REWARDS, values, DONES, 0.9, gae_lambda)
     np.testing.assert_allclose(advantages[:, 2], REWARDS[:, 2] - 0.25)
     np.testing.assert_allclose(advantages[1, 0], 2 - 0.25)
+
+
+def test_steps_since_start() -> None:
+    np.testing.assert_array_equal(steps_since_start(EPISODE_STARTS), [[0, 0, 0], [1, 1, 0], [0, 2, 0], [1, 3, 0]])
+
+
+def test_mean_return_by_step_by_hand() -> None:
+    """
+    The complete episodes of env 0 ([1, 2] and [3, 4]) and env 2 (four of length 1, the last truncated), γ = 1:
+    m = 6 episodes, rewards-to-go 3, 2 | 7, 4 | 5 | 6 | 7 | 8. At t = 0 every episode counts:
+    b_0 = (3 + 7 + 5 + 6 + 7 + 8) / 6 = 6, the mean return. At t = 1 only env 0's two episodes are still running,
+    the four others count 0: b_1 = (2 + 4) / 6 = 1, not the mean (3) of the two steps there.
+    """
+    to_go = reward_to_go(REWARDS, DONES, gamma=1.0)[:, [0, 2]].flatten()
+    steps = steps_since_start(EPISODE_STARTS)[:, [0, 2]].flatten()
+    np.testing.assert_allclose(mean_return_by_step(to_go, steps, n_episodes=6), [6.0, 1.0])
+    # b_0 is the mean of R(τ) over the episodes, whatever their lengths.
+    returns = trajectory_returns(REWARDS, EPISODE_STARTS, DONES, gamma=1.0)[:, [0, 2]]
+    assert mean_return_by_step(to_go, steps, n_episodes=6)[0] == pytest.approx(returns[EPISODE_STARTS[:, [0, 2]] > 0].mean())
