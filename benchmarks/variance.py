@@ -179,8 +179,8 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=16, help="episodes per batch (m)")
-    parser.add_argument("--mdp-batches", type=int, default=2000)
-    parser.add_argument("--cartpole-batches", type=int, default=200)
+    parser.add_argument("--mdp-batches", type=int, default=1000)
+    parser.add_argument("--cartpole-batches", type=int, default=100)
     parser.add_argument("--pretrain-timesteps", type=int, default=20_000, help="VPG defaults on CartPole before θ is fixed")
     parser.add_argument("--fit-batches", type=int, default=20, help="batches whose reward-to-go V is fitted to")
     parser.add_argument("--fit-iterations", type=int, default=2000, help="full-batch Adam steps of the value regression")
