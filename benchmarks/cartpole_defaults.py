@@ -55,7 +55,8 @@ def main() -> None:
             finals.append(curve[-1][1])
             window = [ret for steps, ret in curve if steps > curve[-1][0] - args.hold_window]
             holding += min(window) >= args.threshold
-            print(f"# lr={learning_rate} m={n_episodes} seed={seed}: " + " ".join(f"{ret:.0f}" for _, ret in curve), flush=True)
+            returns = " ".join(f"{ret:.0f}" for _, ret in curve)
+            print(f"# lr={learning_rate} m={n_episodes} seed={seed}: {returns}", flush=True)
         minutes = (time.time() - start) / 60
         print(
             f"| {learning_rate:g} | {n_episodes} | {np.mean(finals):.1f} ± {np.std(finals):.1f} | "

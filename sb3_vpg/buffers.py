@@ -15,7 +15,7 @@ Storage stays time-major ``(rows, n_envs, ...)`` as in SB3. Each env ``e`` has i
 """
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch as th
@@ -83,6 +83,8 @@ class WholeEpisodeMixin:
         max_episode_steps: int = MAX_EPISODE_STEPS,
     ):
         self.max_episode_steps = max_episode_steps
+        # What SB3's add() writes as the value and log-probability of each step: nothing VPG reads.
+        self._not_recorded = th.zeros(n_envs)
         rows = buffer_size or INITIAL_ROWS
         super().__init__(rows, observation_space, action_space, device, gae_lambda=gae_lambda, gamma=gamma, n_envs=n_envs)  # type: ignore[call-arg]
 
@@ -94,14 +96,24 @@ class WholeEpisodeMixin:
         self.episode_lengths = np.zeros(self.n_envs, dtype=np.int64)
         self.n_complete_episodes = 0
 
-    def add(self, *args: Any, done: np.ndarray) -> None:
+    def add(  # type: ignore[override]
+        self,
+        obs: np.ndarray | dict[str, np.ndarray],
+        action: np.ndarray,
+        reward: np.ndarray,
+        episode_start: np.ndarray,
+        done: np.ndarray,
+    ) -> None:
         """
-        Store one step of every env, as SB3's ``add`` does, and whether it ended its episode.
+        Store one step of every env, as SB3's ``add`` does, and whether it ended its episode. Neither V(s_t) nor
+        log π(a_t|s_t) is stored: VPG computes both at update time, with the parameters it differentiates.
 
-        :param args: ``obs, action, reward, episode_start, value, log_prob`` as for SB3's rollout buffers
+        :param obs: Observation
+        :param action: Action
+        :param reward: Reward
+        :param episode_start: Whether the step is the first of its episode, one per env
         :param done: Whether the step ended the episode (terminated or truncated), one per env
         """
-        episode_start = args[3]
         episode_lengths = np.where(episode_start, 1, self.episode_lengths + 1)
         if episode_lengths.max() > self.max_episode_steps:
             env_index = int(episode_lengths.argmax())
@@ -115,7 +127,7 @@ class WholeEpisodeMixin:
         self.episode_lengths = episode_lengths
         self.dones[self.pos] = done
         self.n_complete_episodes += int(np.count_nonzero(done))
-        super().add(*args)  # type: ignore[misc]
+        super().add(obs, action, reward, episode_start, self._not_recorded, self._not_recorded)  # type: ignore[misc, arg-type]
 
     def complete_episodes(self) -> EpisodeBatch:
         """

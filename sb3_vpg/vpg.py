@@ -20,7 +20,7 @@ from sb3_vpg.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 SelfVPG = TypeVar("SelfVPG", bound="VPG")
 
 #: Episodes per update when neither ``n_steps`` nor ``n_episodes`` is given (measured: see the README).
-DEFAULT_N_EPISODES = 16
+DEFAULT_N_EPISODES = 8
 
 BASELINES = (None, "mean", "value")
 
@@ -89,7 +89,7 @@ class VPG(OnPolicyAlgorithm):
         self,
         policy: str | type[ActorCriticPolicy],
         env: GymEnv | str,
-        learning_rate: float | Schedule = 1e-3,
+        learning_rate: float | Schedule = 5e-4,
         n_steps: int | None = None,
         n_episodes: int | None = None,
         gamma: float = 1.0,
@@ -229,8 +229,9 @@ class VPG(OnPolicyAlgorithm):
 
             with th.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                actions, values, log_probs = self.policy(obs_tensor)
-            actions = actions.cpu().numpy()
+                # Only the actions: log π(a_t|s_t) is computed at update time, and no value is read while collecting.
+                actions = self.policy.get_distribution(obs_tensor).get_actions()
+            actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))
 
             try:
                 new_obs, rewards, dones, infos = env.step(self._env_actions(actions))
@@ -242,7 +243,7 @@ class VPG(OnPolicyAlgorithm):
             self.num_timesteps += env.num_envs
             n_steps += 1
 
-            rollout_buffer.add(self._last_obs, actions, rewards, self._last_episode_starts, values, log_probs, done=dones)
+            rollout_buffer.add(self._last_obs, actions, rewards, self._last_episode_starts, dones)
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
             self._update_info_buffer(infos, dones)
