@@ -18,7 +18,8 @@ from sb3_vpg.buffers import EpisodeRolloutBuffer
 from sb3_vpg.checks import REFUSED_KEYWORDS
 from tests.helpers_sb3 import TINY_POLICY, CountingEnv, recording_logger
 
-TABLE = Path(__file__).parents[1] / "docs" / "keywords.md"
+README = Path(__file__).parents[1] / "README.md"
+SECTION = "## Swapping `VPG` in for `A2C` or `PPO`: the keywords"
 
 
 def keywords(algo: type) -> dict[str, inspect.Parameter]:
@@ -33,7 +34,8 @@ A2C_PPO = {**keywords(A2C), **keywords(PPO)}
 def table_rows() -> dict[str, list[str]]:
     """The rows of the keyword table, by keyword: its cells."""
     rows = {}
-    for line in TABLE.read_text().splitlines():
+    section = README.read_text().split(SECTION)[1].split("\n## ")[0]
+    for line in section.splitlines():
         match = re.match(r"\| `(\w+)` \|", line)
         if match:
             assert match.group(1) not in rows, f"{match.group(1)} listed twice"
@@ -61,7 +63,7 @@ def test_unknown_keyword_is_refused() -> None:
 
 
 def test_keyword_table_lists_every_keyword() -> None:
-    """docs/keywords.md has one row per keyword of A2C, PPO and VPG, with the status VPG really gives it."""
+    """The README's keyword table has one row per keyword of A2C, PPO and VPG, with the status VPG really gives it."""
     rows = table_rows()
     vpg = keywords(VPG)
     assert set(rows) == set(A2C_PPO) | set(vpg)
