@@ -30,7 +30,13 @@ def read_scalars(run_dir: Path) -> dict[str, list[float]]:
 
 def test_runs_and_scalars_in_event_files(tmp_path: Path) -> None:
     model = VPG(
-        "MlpPolicy", "CartPole-v1", n_episodes=2, policy_kwargs=dict(net_arch=[8]), tensorboard_log=str(tmp_path), seed=0
+        "MlpPolicy",
+        "CartPole-v1",
+        learning_rate=2e-3,
+        n_episodes=2,
+        policy_kwargs=dict(net_arch=[8]),
+        tensorboard_log=str(tmp_path),
+        seed=0,
     )
     model.learn(total_timesteps=600)
     model.learn(total_timesteps=300, reset_num_timesteps=False)
@@ -41,7 +47,7 @@ def test_runs_and_scalars_in_event_files(tmp_path: Path) -> None:
     scalars = read_scalars(tmp_path / "VPG_1")
     assert scalars.keys() >= SCALARS
     assert all(m >= 2 for m in scalars["train/n_episodes"])
-    assert scalars["train/learning_rate"][0] == pytest.approx(1e-3)
+    assert scalars["train/learning_rate"][0] == pytest.approx(2e-3)
     # n_updates counts on across the continued learn(): strictly increasing.
     updates = scalars["train/n_updates"]
     assert updates == sorted(set(updates)) and updates[0] == 1

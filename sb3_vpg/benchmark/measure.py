@@ -8,8 +8,8 @@ This module imports neither rl-zoo3 nor matplotlib, so that a process that measu
 import concurrent.futures
 import multiprocessing
 import resource
-import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch as th
@@ -28,9 +28,15 @@ def fresh_process_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
 
 
 def peak_rss_mb() -> float:
-    """The peak resident memory of this process so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+    """
+    The peak resident memory of this process so far, in MiB: Linux's ``VmHWM``, the high-water mark of this process's
+    own memory. ``ru_maxrss`` would not do on Linux: a spawned process starts with its parent's peak, kept across exec.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        high_water_kib = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(high_water_kib) / 2**10
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # bytes on macOS
 
 
 def step_without_learning(model: BaseAlgorithm, n_steps: int) -> dict[str, Any]:

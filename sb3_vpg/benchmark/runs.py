@@ -2,7 +2,7 @@
 One run of the benchmark, in a process of its own: train (or, for the ceiling, only step) with rl-zoo3's
 experiment manager, evaluate periodically on a separate env, and write what was measured to a JSON file.
 
-Each run has a fresh process, so its peak resident memory (``ru_maxrss``) is its own.
+Each run has a fresh process, so its peak resident memory (``VmHWM``) is its own.
 """
 
 import contextlib
