@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import A2C
-from stable_baselines3.common.envs import IdentityEnv, IdentityEnvBox
+from stable_baselines3.common.envs import IdentityEnv
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
@@ -48,9 +48,12 @@ def test_activation_fn_and_ortho_init() -> None:
 
 def test_log_std_init() -> None:
     """``log_std_init`` sets the initial log standard deviation of Box actions, which training then moves."""
-    model = VPG("MlpPolicy", IdentityEnvBox(ep_length=4), n_steps=8, policy_kwargs={**TINY_POLICY, "log_std_init": -1.5})
+    # Pendulum's rewards are never 0, so R(τ) ≠ 0 and the one update (a whole 200-step episode) moves every parameter.
+    policy_kwargs = {**TINY_POLICY, "log_std_init": -1.5}
+    model = VPG("MlpPolicy", "Pendulum-v1", n_episodes=1, policy_kwargs=policy_kwargs, seed=0)
     np.testing.assert_array_equal(model.policy.log_std.detach().numpy(), [-1.5])
-    model.learn(16)
+    model.learn(200)
+    assert model._n_updates == 1
     assert model.policy.log_std.item() != -1.5
 
 
@@ -90,13 +93,15 @@ def test_features_extractor_class_and_sharing(share_features_extractor: bool) ->
 def test_optimizer_class_and_kwargs() -> None:
     """``optimizer_class``/``optimizer_kwargs`` choose the optimiser; one SGD step moves the weights by exactly -lr·grad."""
     policy_kwargs = {**TINY_POLICY, "optimizer_class": th.optim.SGD, "optimizer_kwargs": {"momentum": 0.0, "nesterov": False}}
-    model = VPG("MlpPolicy", IdentityEnv(dim=2, ep_length=4), n_steps=8, learning_rate=0.5, policy_kwargs=policy_kwargs)
+    env = IdentityEnv(dim=2, ep_length=4)
+    model = VPG("MlpPolicy", env, n_steps=8, learning_rate=0.5, policy_kwargs=policy_kwargs, seed=0)
     optimizer = model.policy.optimizer
     assert isinstance(optimizer, th.optim.SGD)
     assert optimizer.param_groups[0]["momentum"] == 0.0 and optimizer.param_groups[0]["lr"] == 0.5
     before = model.policy.action_net.weight.detach().clone()
     model.learn(8)
     grad = model.policy.action_net.weight.grad
+    assert grad.abs().sum() > 0
     th.testing.assert_close(model.policy.action_net.weight.detach(), before - 0.5 * grad)
 
 
