@@ -57,6 +57,9 @@ class VPG(OnPolicyAlgorithm):
     :param normalize_advantage: Whether to normalise the weights of log π over the batch (mean 0, std 1)
     :param ent_coef: Entropy coefficient, as in A2C: ``ent_coef * (−mean entropy)`` is added to the loss
     :param vf_coef: Value function coefficient, used with ``baseline="value"`` only
+    :param n_value_steps: With ``baseline="value"``, this many more optimiser steps on the value loss alone after each
+        update, so that V(s) is fitted closer than one joint step can (Spinning Up's ``train_v_iters``). They move the
+        value head, and any layer it shares with the policy, after the batch's weights were computed from V.
     :param max_grad_norm: The maximum norm for gradient clipping; ``None`` (the default) does not clip
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE) instead of action noise exploration
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
@@ -99,6 +102,7 @@ class VPG(OnPolicyAlgorithm):
         normalize_advantage: bool = False,
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
+        n_value_steps: int = 0,
         max_grad_norm: float | None = None,
         use_sde: bool = False,
         sde_sample_freq: int = -1,
@@ -127,6 +131,7 @@ class VPG(OnPolicyAlgorithm):
             reward_to_go=reward_to_go,
             gae_lambda=gae_lambda,
             vf_coef=vf_coef,
+            n_value_steps=n_value_steps,
             max_grad_norm=max_grad_norm,
             max_episode_steps=max_episode_steps,
             rollout_buffer_class=rollout_buffer_class,
@@ -161,6 +166,7 @@ class VPG(OnPolicyAlgorithm):
         self.baseline = baseline
         self.normalize_advantage = normalize_advantage
         self.max_episode_steps = max_episode_steps
+        self.n_value_steps = n_value_steps
         self._n_skipped_updates = 0
 
         if _init_setup_model:
@@ -296,7 +302,8 @@ class VPG(OnPolicyAlgorithm):
         if self.baseline == "value":
             # V(s_t) regresses on the reward-to-go it estimates.
             value_target = reward_to_go(batch.rewards, batch.dones, self.gamma)[batch.mask]
-            value_loss = F.mse_loss(values, th.as_tensor(value_target, dtype=th.float32, device=self.device))
+            value_target_tensor = th.as_tensor(value_target, dtype=th.float32, device=self.device)
+            value_loss = F.mse_loss(values, value_target_tensor)
             loss = loss + self.vf_coef * value_loss
             self.logger.record("train/value_loss", value_loss.item())
             self.logger.record("train/explained_variance", explained_variance(values.detach().cpu().numpy(), value_target))
@@ -306,6 +313,8 @@ class VPG(OnPolicyAlgorithm):
         grad_norm = self._clip_gradients()
         self.policy.optimizer.step()
         self._n_updates += 1
+        if self.baseline == "value":
+            self._fit_value(batch.observations, value_target_tensor)
 
         episode_returns = returns[batch.mask & (batch.episode_starts > 0)]
         self.logger.record("train/policy_gradient_loss", policy_gradient_loss.item())
@@ -346,6 +355,21 @@ class VPG(OnPolicyAlgorithm):
             return returns, weights - values
         return returns, weights
 
+    def _fit_value(self, observations: th.Tensor | dict[str, th.Tensor], value_target: th.Tensor) -> None:
+        """
+        ``n_value_steps`` optimiser steps on ``vf_coef`` × the value loss alone. The policy's own parameters get no
+        gradient (``zero_grad`` leaves them ``None``), so the optimiser leaves them as they are.
+
+        :param observations: The batch's observations
+        :param value_target: The reward-to-go of each of them, the regression target
+        """
+        for _ in range(self.n_value_steps):
+            value_loss = F.mse_loss(self.policy.predict_values(observations).flatten(), value_target)
+            self.policy.optimizer.zero_grad()
+            (self.vf_coef * value_loss).backward()
+            self._clip_gradients()
+            self.policy.optimizer.step()
+
     def _clip_gradients(self) -> float:
         """Clip the gradient norm to ``max_grad_norm`` when one is given; return the norm before clipping."""
         max_norm = float("inf") if self.max_grad_norm is None else self.max_grad_norm
@@ -379,6 +403,7 @@ def _check_arguments(
     reward_to_go: bool,
     gae_lambda: float,
     vf_coef: float,
+    n_value_steps: int,
     max_grad_norm: float | None,
     max_episode_steps: int,
     rollout_buffer_class: type[RolloutBuffer] | None,
@@ -411,6 +436,12 @@ def _check_arguments(
         )
     if not vf_coef >= 0:
         raise ValueError(f"vf_coef must be non-negative, got {vf_coef!r}.")
+    if isinstance(n_value_steps, bool) or not isinstance(n_value_steps, int | np.integer) or n_value_steps < 0:
+        raise ValueError(f"n_value_steps must be a non-negative integer, got {n_value_steps!r}.")
+    if n_value_steps > 0 and baseline != "value":
+        raise ValueError(
+            f"n_value_steps={n_value_steps} fits the value head, which only baseline='value' uses; got baseline={baseline!r}."
+        )
     if max_grad_norm is not None and not max_grad_norm > 0:
         raise ValueError(f"max_grad_norm must be positive or None (no clipping), got {max_grad_norm!r}.")
     if rollout_buffer_class is not None and not issubclass(rollout_buffer_class, WholeEpisodeMixin):

@@ -28,6 +28,8 @@ from sb3_vpg.vpg import DEFAULT_N_EPISODES
         (dict(max_episode_steps=0), ValueError, "max_episode_steps must be a positive integer, got 0"),
         (dict(baseline="critic"), ValueError, "baseline must be one of (None, 'mean', 'value'), got 'critic'"),
         (dict(vf_coef=-1.0), ValueError, "vf_coef must be non-negative, got -1.0"),
+        (dict(n_value_steps=-1, baseline="value"), ValueError, "n_value_steps must be a non-negative integer, got -1"),
+        (dict(n_value_steps=5), ValueError, "n_value_steps=5 fits the value head, which only baseline='value' uses"),
         (dict(rollout_buffer_class=RolloutBuffer), TypeError, "rollout_buffer_class must be a subclass"),
         (dict(clip_range=0.2), TypeError, "VPG does not take the keyword 'clip_range'"),
     ],
