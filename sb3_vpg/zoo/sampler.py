@@ -19,10 +19,11 @@ ACTIVATION_FNS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 def sample_vpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
     """
     Sample VPG hyperparameters: learning rate, batch in episodes or in steps, gamma, the estimator options
-    (reward-to-go, baseline, GAE λ, advantage normalisation) and the network size.
+    (reward-to-go, baseline, value-fitting steps, GAE λ, advantage normalisation) and the network size.
 
-    Options that only make sense together are sampled together: ``gae_lambda`` only with reward-to-go and a learned
-    baseline, ``n_episodes`` or ``n_steps`` depending on the sampled batch unit.
+    Options that only make sense together are sampled together: ``n_value_steps`` only with a learned baseline,
+    ``gae_lambda`` only with reward-to-go and a learned baseline, ``n_episodes`` or ``n_steps`` depending on the
+    sampled batch unit.
 
     :param trial: The Optuna trial to sample from
     :param n_actions: Unused (rl-zoo3's sampler signature)
@@ -44,6 +45,8 @@ def sample_vpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     params["gamma"] = trial.suggest_categorical("gamma", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0])
     params["reward_to_go"] = trial.suggest_categorical("reward_to_go", [False, True])
     params["baseline"] = trial.suggest_categorical("baseline", ["none", "mean", "value"])
+    if params["baseline"] == "value":
+        params["n_value_steps"] = trial.suggest_categorical("n_value_steps", [0, 10, 40, 80])
     if params["reward_to_go"] and params["baseline"] == "value":
         params["gae_lambda"] = trial.suggest_categorical("gae_lambda", [0.8, 0.9, 0.95, 0.98, 0.99, 1.0])
     params["normalize_advantage"] = trial.suggest_categorical("normalize_advantage", [False, True])
@@ -73,5 +76,6 @@ def convert_vpg_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         "n_steps": params.get("n_steps") if unit == "steps" else None,
         "baseline": None if baseline == "none" else baseline,
         "gae_lambda": params.get("gae_lambda", 1.0),
+        "n_value_steps": params.get("n_value_steps", 0),
         "policy_kwargs": dict(net_arch=net_arch, activation_fn=activation_fn),
     }
