@@ -192,11 +192,15 @@ class VPG(OnPolicyAlgorithm):
             self.rollout_buffer.reset()
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
-    def _rollout_is_complete(self, n_rollout_steps: int) -> bool:
-        """The batch is full: ``n_steps`` per env collected, or ``n_episodes`` episodes ended."""
+    def _rollout_is_complete(self, n_collected_steps: int) -> bool:
+        """
+        The batch is full: ``n_steps`` per env collected in this rollout, or ``n_episodes`` episodes ended.
+
+        :param n_collected_steps: Steps per env collected so far in this rollout
+        """
         if self.n_episodes is not None:
             return self.rollout_buffer.n_complete_episodes >= self.n_episodes
-        return n_rollout_steps >= self.n_steps
+        return n_collected_steps >= self.n_steps
 
     def collect_rollouts(
         self,
