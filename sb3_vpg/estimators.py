@@ -75,8 +75,18 @@ def trajectory_returns(rewards: np.ndarray, episode_starts: np.ndarray, dones: n
     :param gamma: Discount factor γ in [0, 1]
     :return: R(τ) of each step's episode, same shape, float64
     """
-    # R(τ) is the reward-to-go of the episode's first step.
-    return np.take_along_axis(reward_to_go(rewards, dones, gamma), episode_start_rows(episode_starts), axis=0)
+    return returns_from_reward_to_go(reward_to_go(rewards, dones, gamma), episode_starts)
+
+
+def returns_from_reward_to_go(to_go: np.ndarray, episode_starts: np.ndarray) -> np.ndarray:
+    """
+    R(τ) from the reward-to-go already computed: the reward-to-go of the episode's first step, on every step.
+
+    :param to_go: The reward-to-go of every step (:func:`reward_to_go`), shape ``(n_steps, n_envs)``
+    :param episode_starts: 1 where the step is the first of its episode
+    :return: R(τ) of each step's episode, same shape
+    """
+    return np.take_along_axis(to_go, episode_start_rows(episode_starts), axis=0)
 
 
 def generalized_advantages(

@@ -14,7 +14,13 @@ from torch.nn import functional as F
 
 from sb3_vpg.buffers import MAX_EPISODE_STEPS, DictEpisodeRolloutBuffer, EpisodeBatch, EpisodeRolloutBuffer, WholeEpisodeMixin
 from sb3_vpg.checks import check_finite, check_policy, check_spaces, refuse_keywords
-from sb3_vpg.estimators import generalized_advantages, mean_return_by_step, reward_to_go, steps_since_start, trajectory_returns
+from sb3_vpg.estimators import (
+    generalized_advantages,
+    mean_return_by_step,
+    returns_from_reward_to_go,
+    reward_to_go,
+    steps_since_start,
+)
 from sb3_vpg.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
 SelfVPG = TypeVar("SelfVPG", bound="VPG")
@@ -293,7 +299,10 @@ class VPG(OnPolicyAlgorithm):
         values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, actions)
         values = values.flatten()
 
-        returns, weights = self._returns_and_weights(batch, values.detach().cpu().numpy())
+        # The reward-to-go, once: R(τ), the opt-in weights and the value target all come from it.
+        to_go = reward_to_go(batch.rewards, batch.dones, self.gamma)
+        returns = returns_from_reward_to_go(to_go, batch.episode_starts)
+        weights = self._weights(batch, to_go, returns, values.detach().cpu().numpy())
         weights_tensor = th.as_tensor(weights, dtype=th.float32, device=self.device)
         if self.normalize_advantage:
             weights_tensor = (weights_tensor - weights_tensor.mean()) / (weights_tensor.std() + 1e-8)
@@ -305,7 +314,7 @@ class VPG(OnPolicyAlgorithm):
 
         if self.baseline == "value":
             # V(s_t) regresses on the reward-to-go it estimates.
-            value_target = reward_to_go(batch.rewards, batch.dones, self.gamma)[batch.mask]
+            value_target = to_go[batch.mask]
             value_target_tensor = th.as_tensor(value_target, dtype=th.float32, device=self.device)
             value_loss = F.mse_loss(values, value_target_tensor)
             loss = loss + self.vf_coef * value_loss
@@ -333,31 +342,29 @@ class VPG(OnPolicyAlgorithm):
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
 
-    def _returns_and_weights(self, batch: EpisodeBatch, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _weights(self, batch: EpisodeBatch, to_go: np.ndarray, returns: np.ndarray, values: np.ndarray) -> np.ndarray:
         """
-        The returns R(τ) of each step's episode (time-major, for logging) and the weight of each log π(a_t|s_t)
-        in the batch (flat): R(τ), or the reward-to-go, less the chosen baseline.
+        The weight of each log π(a_t|s_t) in the batch (flat): R(τ), or the reward-to-go, less the chosen baseline.
 
         :param batch: The complete episodes of this update
+        :param to_go: The reward-to-go of every step, time-major
+        :param returns: R(τ) of every step's episode, time-major
         :param values: V(s_t) of the batch's steps (flat), read only with ``baseline="value"``
         """
-        returns = trajectory_returns(batch.rewards, batch.episode_starts, batch.dones, self.gamma)
         if self.baseline == "value" and self.reward_to_go:
             values_by_step = np.zeros(batch.rewards.shape)
             values_by_step[batch.mask] = values
-            return returns, generalized_advantages(batch.rewards, values_by_step, batch.dones, self.gamma, self.gae_lambda)[
-                batch.mask
-            ]
-        to_go = reward_to_go(batch.rewards, batch.dones, self.gamma)[batch.mask]
-        weights = to_go if self.reward_to_go else returns[batch.mask]
+            return generalized_advantages(batch.rewards, values_by_step, batch.dones, self.gamma, self.gae_lambda)[batch.mask]
+        batch_to_go = to_go[batch.mask]
+        weights = batch_to_go if self.reward_to_go else returns[batch.mask]
         if self.baseline == "mean":
             # b_t: the mean over the m episodes of the return from step t; b_0 is the mean return R(τ).
             steps = steps_since_start(batch.episode_starts)[batch.mask]
-            means = mean_return_by_step(to_go, steps, batch.n_episodes)
-            return returns, weights - (means[steps] if self.reward_to_go else means[0])
+            means = mean_return_by_step(batch_to_go, steps, batch.n_episodes)
+            return weights - (means[steps] if self.reward_to_go else means[0])
         if self.baseline == "value":
-            return returns, weights - values
-        return returns, weights
+            return weights - values
+        return weights
 
     def _fit_value(self, observations: th.Tensor | dict[str, th.Tensor], value_target: th.Tensor) -> None:
         """
