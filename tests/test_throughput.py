@@ -1,10 +1,16 @@
 """The throughput command, end to end on a tiny budget, and its interleaving and medians without processes."""
 
 import math
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
 
+from sb3_vpg.benchmark.measure import StepTimer
 from sb3_vpg.benchmark.throughput import RUN_COLUMNS, SUMMARY_COLUMNS, VARIANTS, jobs, main, parse_args, summary_rows
 from tests.test_benchmark import assert_numbers, read_csv
 
@@ -14,6 +20,7 @@ TINY = ["--quick", "--n-envs", "4", "--n-steps", "64", "--steps", "512"]
 #: ``throughput.csv``'s ratios and the columns they divide
 RATIOS = {
     "vpg_vs_ceiling": ("vpg_fps", "ceiling_fps"),
+    "vpg_vs_ceiling_outside_env": ("vpg_outside_env_ms_per_1k", "ceiling_outside_env_ms_per_1k"),
     "vpg_episodes_vs_ceiling": ("vpg_episodes_fps", "ceiling_fps"),
     "vpg_vs_a2c": ("vpg_fps", "a2c_fps"),
     "peak_rss_ratio": ("vpg_peak_rss_mb", "a2c_n_steps_peak_rss_mb"),
@@ -31,6 +38,7 @@ def test_quick_throughput_writes_well_formed_outputs(tmp_path: Path, capsys: pyt
     for row in runs:
         assert int(row["timesteps_done"]) >= 512 and float(row["fps"]) > 0
         assert float(row["peak_rss_mb"]) >= float(row["setup_rss_mb"]) > 0
+        assert 0 < float(row["env_seconds"]) < float(row["seconds"]), row["variant"]
 
     (summary,) = read_csv(tmp_path / "throughput.csv", SUMMARY_COLUMNS)
     assert_numbers([summary], SUMMARY_COLUMNS[1:])
@@ -39,19 +47,36 @@ def test_quick_throughput_writes_well_formed_outputs(tmp_path: Path, capsys: pyt
         assert math.isclose(float(summary[ratio]), float(summary[numerator]) / float(summary[denominator]))
     fps = {row["variant"]: float(row["fps"]) for row in runs}  # one repeat: the medians are the measurements
     assert math.isclose(float(summary["vpg_fps"]), fps["vpg"]) and math.isclose(float(summary["a2c_fps"]), fps["a2c"])
+    for row in runs[:2]:  # the ceiling and VPG: milliseconds per 1000 timesteps, in and outside env.step
+        seconds, env_seconds, thousands = float(row["seconds"]), float(row["env_seconds"]), int(row["timesteps_done"]) / 1000
+        variant = row["variant"]
+        assert math.isclose(float(summary[f"{variant}_env_step_ms_per_1k"]), 1000 * env_seconds / thousands)
+        assert math.isclose(float(summary[f"{variant}_outside_env_ms_per_1k"]), 1000 * (seconds - env_seconds) / thousands)
 
     markdown = (tmp_path / "throughput.md").read_text()
     assert "python -m sb3_vpg.benchmark.throughput --quick" in markdown
     (line,) = [line for line in markdown.splitlines() if line.startswith("| CartPole-v1 | 4 |")]
     cells = [cell.strip() for cell in line.strip("|").split("|")]
-    assert len(cells) == 13
-    shown = {"vpg_vs_ceiling": cells[4], "vpg_vs_a2c": cells[8], "peak_rss_ratio": cells[10]}
-    for ratio, cell in shown.items():
+    assert len(cells) == 16
+    shown = {"vpg_vs_ceiling": cells[4], "vpg_vs_ceiling_outside_env": cells[7], "vpg_vs_a2c": cells[11]}
+    for ratio, cell in {**shown, "peak_rss_ratio": cells[13]}.items():
         assert float(cell) == pytest.approx(float(summary[ratio]), abs=0.005)
+    for cell, kind in zip(cells[5:7], ("env_step", "outside_env"), strict=True):
+        vpg, ceiling = (float(value) for value in cell.split(" / "))
+        assert vpg == pytest.approx(float(summary[f"vpg_{kind}_ms_per_1k"]), abs=0.05)
+        assert ceiling == pytest.approx(float(summary[f"ceiling_{kind}_ms_per_1k"]), abs=0.05)
     assert float(cells[4]) == pytest.approx(float(cells[3]) / float(cells[2]), abs=0.01)
 
 
-def result(variant: str, repeat: int, fps: float, peak: float) -> dict[str, object]:
+def result(
+    variant: str,
+    repeat: int,
+    fps: float,
+    peak: float,
+    timesteps_done: int = 100,
+    seconds: float = 1.0,
+    env_seconds: float = 0.5,
+) -> dict[str, object]:
     """A measurement as :func:`~sb3_vpg.benchmark.throughput.measure` returns it, on CartPole-v1 with one env."""
     return {
         "variant": variant,
@@ -60,6 +85,9 @@ def result(variant: str, repeat: int, fps: float, peak: float) -> dict[str, obje
         "timesteps": 100,
         "n_steps": 10,
         "repeat": repeat,
+        "timesteps_done": timesteps_done,
+        "seconds": seconds,
+        "env_seconds": env_seconds,
         "fps": fps,
         "setup_rss_mb": 100.0,
         "peak_rss_mb": peak,
@@ -81,3 +109,55 @@ def test_variants_take_turns_and_medians_make_the_ratios() -> None:
     assert (row["vpg_vs_ceiling"], row["vpg_vs_a2c"]) == (0.5, 2.0)
     assert (row["vpg_peak_rss_mb"], row["a2c_n_steps_peak_rss_mb"], row["peak_rss_ratio"]) == (120, 150, 0.8)
     assert (row["vpg_rss_above_setup_mb"], row["rss_above_setup_ratio"]) == (20, 0.4)
+
+
+def test_medians_of_the_time_in_and_outside_env_step() -> None:
+    # (timesteps done, seconds, env_seconds) per repeat; in ms per 1000 timesteps, env.step | outside env.step:
+    measured = {
+        "ceiling": [
+            (20_000, 3.4, 2.0),  # 2000 ms / 20 = 100 | 1400 ms / 20 = 70
+            (20_000, 3.4, 2.4),  # 120 | 50
+            (20_000, 2.2, 1.4),  # 70 | 40
+        ],
+        "vpg": [  # VPG trains whole rollouts, so it steps a little further: 20.48 thousand timesteps
+            (20_480, 4.608, 3.072),  # 3072 ms / 20.48 = 150 | 1536 ms / 20.48 = 75
+            (20_480, 4.5056, 3.2768),  # 160 | 60
+            (20_480, 3.9936, 2.8672),  # 140 | 55
+        ],
+    }
+    results = [result(variant, repeat, fps=1.0, peak=150.0) for variant in VARIANTS for repeat in range(3)]
+    results = [run for run in results if run["variant"] not in measured] + [
+        result(variant, repeat, fps=1.0, peak=150.0, timesteps_done=done, seconds=seconds, env_seconds=env_seconds)
+        for variant, runs in measured.items()
+        for repeat, (done, seconds, env_seconds) in enumerate(runs)
+    ]
+    (row,) = summary_rows(results)
+    # The medians of each column on its own: env.step from the first repeat, outside env.step from the second
+    assert row["ceiling_env_step_ms_per_1k"] == pytest.approx(100) and row["vpg_env_step_ms_per_1k"] == pytest.approx(150)
+    assert row["ceiling_outside_env_ms_per_1k"] == pytest.approx(50) and row["vpg_outside_env_ms_per_1k"] == pytest.approx(60)
+    assert row["vpg_vs_ceiling_outside_env"] == pytest.approx(60 / 50)
+
+
+def test_step_timer_adds_up_the_time_in_step_and_changes_nothing() -> None:
+    plain = make_vec_env("CartPole-v1", 2, seed=3, vec_env_cls=DummyVecEnv)
+    timed = StepTimer(make_vec_env("CartPole-v1", 2, seed=3, vec_env_cls=DummyVecEnv))
+    assert np.array_equal(timed.reset(), plain.reset()) and timed.env_seconds == 0
+    assert timed.env_is_wrapped(Monitor) == [True, True] and timed.get_attr("spec") == plain.get_attr("spec")
+
+    episodes_ended = 0
+    start = time.perf_counter()
+    for actions in np.random.default_rng(0).integers(2, size=(300, 2)):
+        obs, rewards, dones, _ = timed.step(actions)
+        expected_obs, expected_rewards, expected_dones, _ = plain.step(actions)
+        assert np.array_equal(obs, expected_obs) and np.array_equal(rewards, expected_rewards)
+        assert np.array_equal(dones, expected_dones)
+        episodes_ended += int(dones.sum())
+    elapsed = time.perf_counter() - start
+    assert episodes_ended > 10  # random actions: the auto-resets at episode ends are stepped and timed too
+    assert 0 < timed.env_seconds < elapsed
+
+    # A method of the Monitor inside each env, reached through the wrapper
+    assert timed.env_method("get_episode_rewards") == plain.env_method("get_episode_rewards")
+    timed.seed(7)
+    plain.seed(7)
+    assert np.array_equal(timed.reset(), plain.reset())

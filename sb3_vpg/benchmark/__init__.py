@@ -7,7 +7,8 @@ ceiling (SB3's loop of ``env.step`` and policy forward, without learning) alongs
 
 Modules: :mod:`~sb3_vpg.benchmark.suite` (what runs), :mod:`~sb3_vpg.benchmark.runs` (one run, in its process),
 :mod:`~sb3_vpg.benchmark.report` (CSV, plots, markdown), :mod:`~sb3_vpg.benchmark.cli` (the command),
-:mod:`~sb3_vpg.benchmark.measure` (fresh processes, peak RSS, the ceiling's loop).
+:mod:`~sb3_vpg.benchmark.measure` (fresh processes, peak RSS, the ceiling's loop, the
+:class:`~sb3_vpg.benchmark.measure.StepTimer` of the time in ``env.step``).
 
 ``python -m sb3_vpg.benchmark.throughput`` (:mod:`~sb3_vpg.benchmark.throughput`, the README, "Throughput and memory") measures
 training fps and memory of VPG against the ceiling and A2C with the same envs.

@@ -15,6 +15,8 @@ from typing import Any
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 
 def fresh_process_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
@@ -37,6 +39,30 @@ def peak_rss_mb() -> float:
         high_water_kib = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
         return int(high_water_kib) / 2**10
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # bytes on macOS
+
+
+class StepTimer(VecEnvWrapper):
+    """
+    Adds up the wall time spent in the wrapped envs' ``step_wait``: with ``DummyVecEnv``, the envs' own ``step``
+    (their gymnasium wrappers and the resets at episode ends included). Everything else is passed through unchanged.
+
+    :param venv: The envs to time
+    """
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.env_seconds = 0.0
+
+    def reset(self) -> VecEnvObs:
+        """The wrapped envs' ``reset``, not timed."""
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """The wrapped envs' ``step_wait``, its wall time added to ``env_seconds``."""
+        start = time.perf_counter()
+        stepped = self.venv.step_wait()
+        self.env_seconds += time.perf_counter() - start
+        return stepped
 
 
 def step_without_learning(model: BaseAlgorithm, n_steps: int) -> dict[str, Any]:

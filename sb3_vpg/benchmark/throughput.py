@@ -26,7 +26,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_vpg import VPG
-from sb3_vpg.benchmark.measure import fresh_process_pool, peak_rss_mb, step_without_learning
+from sb3_vpg.benchmark.measure import StepTimer, fresh_process_pool, peak_rss_mb, step_without_learning
 from sb3_vpg.benchmark.report import machine_description, markdown_grid, package_versions, write_csv
 
 #: The default envs, numbers of envs (``DummyVecEnv``) and timesteps per measurement
@@ -84,8 +84,19 @@ VARIANTS: dict[str, Callable[[Job, VecEnv], BaseAlgorithm]] = {
 #: The memory comparison: VPG against A2C with the same envs and batch size in steps
 MEMORY_VARIANTS = ("vpg", "a2c-n-steps")
 
+#: The time comparison, in and outside the envs' ``step``: VPG against the ceiling
+ENV_TIME_VARIANTS = ("ceiling", "vpg")
+
 #: ``throughput_runs.csv``: one row per measurement
-RUN_COLUMNS = (*(field.name for field in fields(Job)), "timesteps_done", "seconds", "fps", "setup_rss_mb", "peak_rss_mb")
+RUN_COLUMNS = (
+    *(field.name for field in fields(Job)),
+    "timesteps_done",
+    "seconds",
+    "env_seconds",
+    "fps",
+    "setup_rss_mb",
+    "peak_rss_mb",
+)
 #: ``throughput.csv``: one row per env and number of envs, medians over the repeats
 SUMMARY_COLUMNS = (
     "env",
@@ -96,6 +107,11 @@ SUMMARY_COLUMNS = (
     "ceiling_fps",
     "vpg_fps",
     "vpg_vs_ceiling",
+    "ceiling_env_step_ms_per_1k",
+    "vpg_env_step_ms_per_1k",
+    "ceiling_outside_env_ms_per_1k",
+    "vpg_outside_env_ms_per_1k",
+    "vpg_vs_ceiling_outside_env",
     "vpg_episodes_fps",
     "vpg_episodes_vs_ceiling",
     "a2c_fps",
@@ -116,11 +132,12 @@ def measure(job: Job) -> dict[str, Any]:
 
     :param job: The measurement
     :return: The job's fields, the timesteps done, the time of ``learn()`` (for the ceiling, of the collection loop),
-        the rate, and memory in MiB: ``setup_rss_mb`` after the imports and the construction of the envs and the model,
+        ``env_seconds`` of it spent in the envs' ``step`` (:class:`~sb3_vpg.benchmark.measure.StepTimer`), the rate,
+        and memory in MiB: ``setup_rss_mb`` after the imports and the construction of the envs and the model,
         ``peak_rss_mb`` at the end
     """
     th.set_num_threads(1)
-    env = make_vec_env(job.env_id, job.n_envs, seed=job.seed, vec_env_cls=DummyVecEnv)
+    env = StepTimer(make_vec_env(job.env_id, job.n_envs, seed=job.seed, vec_env_cls=DummyVecEnv))
     model = VARIANTS[job.variant](job, env)
     setup_rss_mb = peak_rss_mb()
     if job.variant == "ceiling":
@@ -134,6 +151,7 @@ def measure(job: Job) -> dict[str, Any]:
         **asdict(job),
         "timesteps_done": timesteps,
         "seconds": seconds,
+        "env_seconds": env.env_seconds,
         "fps": timesteps / seconds,
         "setup_rss_mb": setup_rss_mb,
         "peak_rss_mb": peak_rss_mb(),
@@ -182,10 +200,20 @@ def _median(results: list[dict[str, Any]], variant: str, value: Callable[[dict[s
     return float(np.median([value(result) for result in results if result["variant"] == variant]))
 
 
+def _env_step_ms_per_1k(result: dict[str, Any]) -> float:
+    """The milliseconds per 1000 timesteps that the measurement ``result`` spent in the envs' ``step``."""
+    return 1000 * result["env_seconds"] / (result["timesteps_done"] / 1000)
+
+
+def _outside_env_ms_per_1k(result: dict[str, Any]) -> float:
+    """The milliseconds per 1000 timesteps that the measurement ``result`` spent outside the envs' ``step``."""
+    return 1000 * (result["seconds"] - result["env_seconds"]) / (result["timesteps_done"] / 1000)
+
+
 def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
-    One row per env and number of envs: the median over the repeats of each variant's fps and memory, and the ratios
-    of these medians.
+    One row per env and number of envs: the median over the repeats of each variant's fps and memory, of VPG's and the
+    ceiling's milliseconds per 1000 timesteps in and outside the envs' ``step``, and the ratios of these medians.
 
     :param results: The measurements, as :func:`measure` returns them
     """
@@ -195,6 +223,8 @@ def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (env_id, n_envs), group in groups.items():
         fps = {variant: _median(group, variant, lambda result: result["fps"]) for variant in VARIANTS}
+        env_step = {variant: _median(group, variant, _env_step_ms_per_1k) for variant in ENV_TIME_VARIANTS}
+        outside = {variant: _median(group, variant, _outside_env_ms_per_1k) for variant in ENV_TIME_VARIANTS}
         peak = {variant: _median(group, variant, lambda result: result["peak_rss_mb"]) for variant in MEMORY_VARIANTS}
         above = {
             variant: _median(group, variant, lambda result: result["peak_rss_mb"] - result["setup_rss_mb"])
@@ -210,6 +240,11 @@ def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "ceiling_fps": fps["ceiling"],
                 "vpg_fps": fps["vpg"],
                 "vpg_vs_ceiling": fps["vpg"] / fps["ceiling"],
+                "ceiling_env_step_ms_per_1k": env_step["ceiling"],
+                "vpg_env_step_ms_per_1k": env_step["vpg"],
+                "ceiling_outside_env_ms_per_1k": outside["ceiling"],
+                "vpg_outside_env_ms_per_1k": outside["vpg"],
+                "vpg_vs_ceiling_outside_env": outside["vpg"] / outside["ceiling"],
                 "vpg_episodes_fps": fps["vpg-episodes"],
                 "vpg_episodes_vs_ceiling": fps["vpg-episodes"] / fps["ceiling"],
                 "a2c_fps": fps["a2c"],
@@ -234,6 +269,9 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
         "Ceiling fps",
         "VPG fps",
         "VPG / ceiling",
+        "env.step ms / 1k steps VPG / ceiling",
+        "Outside env.step ms / 1k steps VPG / ceiling",
+        "Ratio (outside env.step)",
         "VPG (n_episodes) fps",
         "VPG (n_episodes) / ceiling",
         "A2C fps",
@@ -250,6 +288,9 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
             f"{row['ceiling_fps']:.0f}",
             f"{row['vpg_fps']:.0f}",
             f"{row['vpg_vs_ceiling']:.2f}",
+            f"{row['vpg_env_step_ms_per_1k']:.1f} / {row['ceiling_env_step_ms_per_1k']:.1f}",
+            f"{row['vpg_outside_env_ms_per_1k']:.1f} / {row['ceiling_outside_env_ms_per_1k']:.1f}",
+            f"{row['vpg_vs_ceiling_outside_env']:.2f}",
             f"{row['vpg_episodes_fps']:.0f}",
             f"{row['vpg_episodes_vs_ceiling']:.2f}",
             f"{row['a2c_fps']:.0f}",
@@ -277,6 +318,9 @@ def header(argv: list[str], args: argparse.Namespace) -> str:
         f"- {args.steps} timesteps per measurement, seed {args.seed}, median of {args.repeats} interleaved repeats; "
         f"VPG and the ceiling with n_steps = {n_steps}, VPG (n_episodes) with n_episodes = {args.n_episodes}, "
         "A2C with SB3's defaults (n_steps = 5), A2C (same n_steps) with VPG's n_steps\n"
+        "- env.step / outside env.step: milliseconds per 1,000 timesteps spent in the envs' `step` and in everything "
+        "else (policy, storage, learning); a learning policy visits other states, which can make the env itself slower "
+        "than under the ceiling, so Ratio (outside env.step) is what VPG costs apart from the env\n"
         "- Targets (issue 5): VPG / ceiling ≥ 0.9, VPG / A2C ≥ 1.8, peak RSS ratio ≤ 1.2\n"
     )
 
