@@ -4,11 +4,21 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sb3_vpg.benchmark.cli import main
-from sb3_vpg.benchmark.report import CURVE_COLUMNS, RUN_COLUMNS, SUMMARY_COLUMNS, steps_to_threshold, summary_rows
+from sb3_vpg.benchmark.report import (
+    CURVE_COLUMNS,
+    HOLD_WINDOW,
+    RUN_COLUMNS,
+    SUMMARY_COLUMNS,
+    holds_threshold,
+    markdown_table,
+    steps_to_threshold,
+    summary_rows,
+)
 from sb3_vpg.benchmark.suite import ALGORITHMS
 
 #: One env, one seed, 600 steps: every algorithm and every output, in well under a minute
@@ -59,13 +69,21 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
     summary = read_csv(tmp_path / "summary.csv", SUMMARY_COLUMNS)
     assert [row["algorithm"] for row in summary] == list(ALGORITHMS)
     assert_numbers(summary, ("budget", "threshold", "seeds", "fps_median", "fps_vs_ceiling", "peak_rss_mb_median"))
+    for row in summary:
+        if row["algorithm"] == "rollout-ceiling":
+            assert row["seeds_holding_threshold"] == ""
+        else:
+            assert 0 <= int(row["seeds_holding_threshold"]) <= int(row["seeds_final_above_threshold"]) <= int(row["seeds"])
 
     png = (tmp_path / "learning_curves_CartPole-v1.png").read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
 
     markdown = (tmp_path / "results.md").read_text()
     table = [line for line in markdown.splitlines() if line.startswith("| CartPole-v1")]
-    assert len(table) == len(ALGORITHMS) and all(line.count("|") == 9 for line in table)
+    assert len(table) == len(ALGORITHMS) and all(line.count("|") == 10 for line in table)
+    assert "| Seeds with final ≥ threshold | Seeds holding ≥ threshold (last 30k steps) |" in markdown
+    ceiling = next(line for line in table if "| rollout-ceiling |" in line)
+    assert ceiling.split("|")[4:6] == [" — ", " — "]
     assert "python -m sb3_vpg.benchmark --quick" in markdown and "![CartPole-v1](learning_curves_CartPole-v1.png)" in markdown
 
     # Run again: every result is up to date, nothing runs, the stored results are kept.
@@ -89,3 +107,47 @@ def test_steps_to_threshold_and_median() -> None:
     assert summary_rows([reached, never, reached], ["vpg-best"])[0]["median_steps_to_threshold"] == 200
     row = summary_rows([reached, never, never], ["vpg-best"])[0]
     assert row["median_steps_to_threshold"] is None and row["seeds_final_above_threshold"] == 1
+
+
+def curve_result(*curve: tuple[float, float]) -> dict[str, Any]:
+    """A CartPole-v1 result with the evaluations ``(timesteps, mean return)``."""
+    spec = {"env_id": "CartPole-v1", "budget": 300_000, "algorithm": "vpg-plain"}
+    return {"spec": spec, "curve": [[timesteps, mean, 0.0] for timesteps, mean in curve], "fps": 1.0, "peak_rss_mb": 1.0}
+
+
+def test_holds_threshold() -> None:
+    """Every evaluation of the last 30k steps at or above the threshold; the one before training never counts."""
+    assert HOLD_WINDOW == 30_000
+    early = [(0, 20.0), (100_000, 500.0), (200_000, 500.0)]
+    # Touches 500 at the end, but dipped below 475 inside the window: does not hold.
+    collapsed = curve_result(*early, (270_000, 500.0), (280_000, 500.0), (290_000, 425.0), (300_000, 500.0))
+    assert holds_threshold(collapsed, 475) is False
+    # Dipped before the window (at 260k < 300k - 30k), at or above 475 at every evaluation inside it: holds.
+    recovered = curve_result(*early, (260_000, 100.0), (270_000, 475.0), (280_000, 480.0), (290_000, 500.0), (300_000, 490.0))
+    assert holds_threshold(recovered, 475) is True
+    # The boundary is inclusive: an evaluation exactly 30k before the final one counts ...
+    assert holds_threshold(curve_result(*early, (270_000, 474.9), (280_000, 500.0), (300_000, 500.0)), 475) is False
+    # ... and one just before it does not.
+    assert holds_threshold(curve_result(*early, (269_999, 474.9), (280_000, 500.0), (300_000, 500.0)), 475) is True
+    # The evaluation before training is never in the window, even in a run shorter than it.
+    short = curve_result((0, 20.0), (10_000, 480.0), (20_000, 500.0))
+    assert holds_threshold(short, 475) is True
+    assert holds_threshold(curve_result((0, 500.0), (10_000, 20.0), (20_000, 500.0)), 475) is False
+    assert holds_threshold(curve_result((0, 500.0)), 475) is False
+    # No threshold (Pendulum), or no evaluations (the rollout ceiling): no answer.
+    assert holds_threshold(recovered, None) is None
+    assert holds_threshold(curve_result(), 475) is None
+
+
+def test_seeds_holding_threshold_in_summary_and_table() -> None:
+    """The summary counts the seeds that hold; the table shows k/n, and "—" without a threshold or for the ceiling."""
+    holding = curve_result((0, 20.0), (270_000, 480.0), (280_000, 500.0), (290_000, 490.0), (300_000, 500.0))
+    collapsed = curve_result((0, 20.0), (270_000, 500.0), (280_000, 500.0), (290_000, 425.0), (300_000, 500.0))
+    row = summary_rows([holding, collapsed, holding], ["vpg-plain"])[0]
+    assert row["seeds_final_above_threshold"] == 3 and row["seeds_holding_threshold"] == 2
+    pendulum = {**holding, "spec": {**holding["spec"], "env_id": "Pendulum-v1"}}
+    ceiling = {**holding, "spec": {**holding["spec"], "algorithm": "rollout-ceiling", "budget": 20_000}, "curve": []}
+    rows = summary_rows([holding, collapsed, holding, ceiling, pendulum], ["vpg-plain", "rollout-ceiling"])
+    assert [row["seeds_holding_threshold"] for row in rows] == [2, None, None]
+    cells = [line.split(" | ")[4] for line in markdown_table(rows).splitlines()[2:]]
+    assert cells == ["2/3", "—", "—"]

@@ -21,6 +21,11 @@ VERSIONED = ("sb3-vpg", "stable-baselines3", "rl_zoo3", "torch", "gymnasium", "n
 #: Points of the common timestep grid on which the seeds' learning curves are interpolated for the plots
 CURVE_POINTS = 101
 
+#: Timesteps at the end of a run over which every evaluation must be at or above the threshold for the seed to hold
+#: it (issue 5: touching the threshold and collapsing does not count). On CartPole-v1, evaluated every 10k steps, that
+#: is the final evaluation and the two or three before it
+HOLD_WINDOW = 30_000
+
 RUN_COLUMNS = (
     "env",
     "algorithm",
@@ -45,6 +50,7 @@ SUMMARY_COLUMNS = (
     "final_return_mean",
     "final_return_std",
     "seeds_final_above_threshold",
+    "seeds_holding_threshold",
     "median_steps_to_threshold",
     "fps_median",
     "fps_vs_ceiling",
@@ -87,6 +93,25 @@ def steps_to_threshold(result: dict[str, Any], threshold: float | None) -> float
             if timesteps > 0 and mean_return >= threshold:
                 return timesteps
     return math.inf
+
+
+def holds_threshold(result: dict[str, Any], threshold: float | None, window: int = HOLD_WINDOW) -> bool | None:
+    """
+    Whether every evaluation in the last ``window`` timesteps of the run is at or above ``threshold``.
+
+    :param result: A run's result; its ``curve`` is a list of ``[timesteps, mean return, std return]``
+    :param threshold: The env's threshold (``None`` for envs without one)
+    :param window: The evaluations at timesteps ≥ the final evaluation's − ``window`` count, the final one included.
+        The evaluation before training never does, even in a run shorter than ``window``: an untrained policy can hold
+        CartPole by chance (see :func:`steps_to_threshold`)
+    :return: ``None`` without a threshold or without evaluations (the ceiling); ``False`` for a run without an
+        evaluation after training started
+    """
+    if threshold is None or not result["curve"]:
+        return None
+    start = result["curve"][-1][0] - window
+    inside = [mean_return for timesteps, mean_return, _ in result["curve"] if timesteps > 0 and timesteps >= start]
+    return bool(inside) and all(mean_return >= threshold for mean_return in inside)
 
 
 def run_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -149,6 +174,9 @@ def summary_rows(results: list[dict[str, Any]], algorithms: list[str]) -> list[d
                     "seeds_final_above_threshold": None
                     if threshold is None or not finals
                     else sum(value >= threshold for value in finals),
+                    "seeds_holding_threshold": None
+                    if threshold is None or not finals
+                    else sum(bool(holds_threshold(result, threshold)) for result in group),
                     "median_steps_to_threshold": None if not finals or math.isinf(median_steps) else median_steps,
                     "fps_median": fps,
                     "fps_vs_ceiling": None if ceiling_fps is None else fps / ceiling_fps,
@@ -189,6 +217,7 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
         "Algorithm",
         "Final return (mean ± std)",
         "Seeds with final ≥ threshold",
+        f"Seeds holding ≥ threshold (last {_steps(HOLD_WINDOW)} steps)",
         "Median steps to threshold",
         "Training fps",
         "fps / ceiling",
@@ -200,6 +229,7 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
         env = f"{row['env']} ({threshold}, {_steps(row['budget'])})"
         final = "—" if row["final_return_mean"] is None else f"{row['final_return_mean']:.1f} ± {row['final_return_std']:.1f}"
         above = "—" if row["seeds_final_above_threshold"] is None else f"{row['seeds_final_above_threshold']}/{row['seeds']}"
+        holding = "—" if row["seeds_holding_threshold"] is None else f"{row['seeds_holding_threshold']}/{row['seeds']}"
         if row["final_return_mean"] is None or row["threshold"] is None:
             steps = "—"
         elif row["median_steps_to_threshold"] is None:
@@ -208,7 +238,7 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
             steps = _steps(row["median_steps_to_threshold"])
         ratio = "—" if row["fps_vs_ceiling"] is None else f"{row['fps_vs_ceiling']:.2f}"
         fps, rss = f"{row['fps_median']:.0f}", f"{row['peak_rss_mb_median']:.0f}"
-        rows.append([env, row["algorithm"], final, above, steps, fps, ratio, rss])
+        rows.append([env, row["algorithm"], final, above, holding, steps, fps, ratio, rss])
     return markdown_grid(columns, rows)
 
 
