@@ -26,10 +26,12 @@ BOOKKEEPING = ("discard_consumed", "complete_episodes")
 
 
 def cumulative_seconds(stats: pstats.Stats, owner: type, name: str) -> float:
-    """The cumulative time of the method ``name`` defined by ``owner`` (0 if it was never called)."""
+    """The cumulative time of the method ``name`` defined by ``owner``, which ``learn()`` must have called."""
     code = getattr(owner, name).__code__
     key = (code.co_filename, code.co_firstlineno, name)
-    return stats.stats[key][3] if key in stats.stats else 0.0  # type: ignore[attr-defined]
+    if key not in stats.stats:  # type: ignore[attr-defined]
+        raise RuntimeError(f"{owner.__name__}.{name} was not called: the profile does not measure what it claims to")
+    return stats.stats[key][3]  # type: ignore[attr-defined]
 
 
 def main() -> None:
