@@ -1,16 +1,17 @@
 """Shared helpers of the SB3-surface tests: tiny real gymnasium envs, a log recorder and parameter comparisons."""
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.type_aliases import TensorDict
 
 from sb3_vpg import VPG
-from sb3_vpg.buffers import EpisodeBatch
 
 #: The smallest networks that still exercise the code: every test model uses them.
 TINY_POLICY = {"net_arch": [8]}
@@ -137,6 +138,22 @@ class ActionRecorder(gym.Wrapper):
         return self.env.step(action)
 
 
+class StopAfterUpdates(BaseCallback):
+    """
+    Stops ``learn`` at the first step after ``n_updates`` updates (or skipped updates) of the model: one full batch
+    each, whatever the budget given to ``learn``.
+
+    :param n_updates: The updates to let happen
+    """
+
+    def __init__(self, n_updates: int = 1) -> None:
+        super().__init__()
+        self.n_updates = n_updates
+
+    def _on_step(self) -> bool:
+        return self.model._n_updates + self.model._n_skipped_updates < self.n_updates
+
+
 class RecordingFormat(KVWriter):
     """An SB3 logger output that keeps every dumped key-value dict."""
 
@@ -172,14 +189,34 @@ def changed_weights(before: dict[str, th.Tensor], after: dict[str, th.Tensor]) -
     return [name for name in before if before[name].is_floating_point() and not th.equal(before[name], after[name])]
 
 
-def record_batches(model: VPG) -> list[EpisodeBatch]:
-    """Keep every batch the buffer hands to ``train``: the real ``complete_episodes`` runs, its result is recorded."""
-    batches: list[EpisodeBatch] = []
-    complete_episodes = model.rollout_buffer.complete_episodes
+class RecordedBatch(NamedTuple):
+    """What one update trained on: the batch's steps, flat, episode after episode, and its number of episodes m."""
 
-    def recording() -> EpisodeBatch:
-        batches.append(complete_episodes())
-        return batches[-1]
+    observations: th.Tensor | TensorDict
+    actions: th.Tensor
+    returns: th.Tensor
+    advantages: th.Tensor
+    rewards: np.ndarray
+    episode_starts: np.ndarray
+    n_episodes: int
 
-    model.rollout_buffer.complete_episodes = recording  # type: ignore[method-assign]
+
+def record_batches(model: VPG) -> list[RecordedBatch]:
+    """
+    Keep every batch an update trains on: the buffer's real ``compute_advantages`` runs, then the batch it weighted
+    (all of ``get()``'s samples at once) is recorded.
+    """
+    batches: list[RecordedBatch] = []
+    buffer = model.rollout_buffer
+    compute_advantages = buffer.compute_advantages
+
+    def recording(*args: Any, **kwargs: Any) -> None:
+        compute_advantages(*args, **kwargs)
+        rows = slice(0, buffer.pos)
+        samples = next(buffer.get())
+        batches.append(
+            RecordedBatch(*samples, buffer.rewards[rows].copy(), buffer.episode_starts[rows].copy(), buffer.n_episodes)
+        )
+
+    buffer.compute_advantages = recording  # type: ignore[method-assign]
     return batches

@@ -16,7 +16,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_vpg import VPG
-from tests.helpers_sb3 import TINY_POLICY, CountingEnv, parameters_of, same_parameters
+from tests.helpers_sb3 import TINY_POLICY, CountingEnv, parameters_of, record_batches, same_parameters
 
 
 def tiny_vpg(env="CartPole-v1", **kwargs) -> VPG:
@@ -119,14 +119,14 @@ def test_callback_stop_mid_rollout_keeps_episodes_whole() -> None:
     assert model.num_timesteps == 14 and stop.n_calls == 7
     assert model._n_updates == 0 and stop.rollout_ends == 0
     assert same_parameters(before, parameters_of(model))
+    # Stored in order: each env's episode 0 (steps 0..4) complete, and steps 0..1 of its episode 1 running.
     buffer = model.rollout_buffer
-    assert buffer.pos == 7
-    np.testing.assert_array_equal(buffer.observations[:7, :, 2], [[t % 5] * 2 for t in range(7)])  # step t of each
-    np.testing.assert_array_equal(buffer.rewards[:7], [[t % 5 + 1] * 2 for t in range(7)])
+    assert (buffer.pos, buffer.n_episodes, buffer.n_running_steps) == (10, 2, 4)
+    np.testing.assert_array_equal(buffer.observations[:10, 0], np.repeat([0, 1], 5))  # env 0's episode, then env 1's
+    np.testing.assert_array_equal(buffer.observations[:10, 2], np.tile(np.arange(5), 2))  # step t of each
+    np.testing.assert_array_equal(buffer.rewards[:10], np.tile(np.arange(5) + 1, 2))
 
-    batches = []
-    complete_episodes = buffer.complete_episodes
-    buffer.complete_episodes = lambda: batches.append(complete_episodes()) or batches[-1]
+    batches = record_batches(model)
     model.learn(32, reset_num_timesteps=False)  # one more rollout of 16 steps per env
     assert model.num_timesteps == 14 + 32 and model._n_updates == 1
     (batch,) = batches
@@ -145,8 +145,8 @@ def test_callback_stop_at_rollout_end_then_resume() -> None:
     model = VPG("MlpPolicy", env, n_steps=8, policy_kwargs=TINY_POLICY, seed=0)
     model.learn(100, callback=StopAt(at=8))
     assert model.num_timesteps == 8 and model._n_updates == 0
-    assert model.rollout_buffer.n_complete_episodes == 2
+    assert model.rollout_buffer.n_episodes == 2
     model.learn(8, reset_num_timesteps=False)
     assert model._n_updates == 1
-    assert model.rollout_buffer.n_complete_episodes == 0  # the 2 + 2 episodes were consumed by that update
-    assert model.rollout_buffer.pos == 16
+    assert model.rollout_buffer.n_episodes == 0  # the 2 + 2 episodes were consumed by that update
+    assert model.rollout_buffer.size() == model.rollout_buffer.n_running_steps == 0

@@ -7,20 +7,18 @@ update can be read back and checked: whole episodes only, none twice, none lost,
 
 from collections import Counter
 
-import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_vpg import VPG
-from sb3_vpg.buffers import EpisodeBatch
-from tests.helpers_sb3 import record_batches
+from tests.helpers_sb3 import RecordedBatch, record_batches
 from tests.scripted_episodes import ScriptedEpisodes
 
 # Three envs with episodes of different lengths, so that rollouts end in the middle of episodes at different places.
 SCRIPTS = [[[1.0] * 3, [1.0] * 5], [[1.0] * 7], [[1.0] * 2, [1.0] * 4, [1.0] * 6]]
 
 
-def episodes_in(batch: EpisodeBatch) -> dict[tuple[int, int], list[int]]:
+def episodes_in(batch: RecordedBatch) -> dict[tuple[int, int], list[int]]:
     """The steps of each (env tag, episode) in the batch."""
     steps: dict[tuple[int, int], list[int]] = {}
     for tag, episode, t in batch.observations.numpy().astype(int):
@@ -39,11 +37,12 @@ def test_every_step_in_exactly_one_update_with_its_whole_episode(batch: dict) ->
     batches = record_batches(model)
     model.learn(total_timesteps=120)
 
+    assert model.num_timesteps == 120  # collection stops at the budget
     seen: Counter = Counter()
-    for batch_ in batches:
+    for update, batch_ in enumerate(batches):
         episodes = episodes_in(batch_)
         assert batch_.n_episodes == len(episodes)
-        if "n_episodes" in batch:
+        if "n_episodes" in batch and update < len(batches) - 1:  # the last batch holds what ended by the budget
             assert batch_.n_episodes >= batch["n_episodes"]
         for (tag, episode), steps in episodes.items():
             # A whole episode, each step once, however many rollouts it spanned.
@@ -57,18 +56,23 @@ def test_every_step_in_exactly_one_update_with_its_whole_episode(batch: dict) ->
         trained = sorted(episode for (t, episode) in seen if t == tag)
         assert trained == list(range(len(trained)))
     steps_trained = sum(len(batch_.actions) for batch_ in batches)
-    steps_waiting = model.rollout_buffer.pos * len(SCRIPTS) - int(np.sum(model.rollout_buffer.first_rows))
-    assert steps_trained + steps_waiting == model.num_timesteps
+    buffer = model.rollout_buffer
+    assert steps_trained + buffer.size() + buffer.n_running_steps == model.num_timesteps
 
 
 def test_one_env_batch_in_episodes_uses_exactly_m_fresh_episodes() -> None:
-    """Algorithm 1 with one env: each update gets the next m episodes, all sampled after the previous update."""
+    """
+    Algorithm 1 with one env: each update gets the next m episodes, all sampled after the previous update. Episodes of
+    2, 4 and 6 steps: 12 steps per batch of m = 3, so 8 updates take 96 steps; the budget of 100 ends the 9th rollout
+    with episode 24 (2 steps) ended, which the last update trains on, and 2 steps of episode 25 waiting.
+    """
     model = VPG("MlpPolicy", ScriptedEpisodes(SCRIPTS[2]), n_episodes=3, policy_kwargs=dict(net_arch=[8]), seed=0)
     batches = record_batches(model)
     model.learn(total_timesteps=100)
-    assert len(batches) >= 5
-    for update, batch in enumerate(batches):
+    assert model.num_timesteps == 100 and len(batches) == 9
+    for update, batch in enumerate(batches[:-1]):
         assert batch.n_episodes == 3
         assert sorted(episode for _, episode in episodes_in(batch)) == [3 * update, 3 * update + 1, 3 * update + 2]
-    # The rollout stops as the m-th episode ends: no step is left waiting for a later update.
-    assert model.rollout_buffer.first_rows[0] == model.rollout_buffer.pos
+    assert list(episodes_in(batches[-1])) == [(0, 24)]
+    # A full rollout stops as the m-th episode ends: only the episode that the budget interrupted waits.
+    assert model.rollout_buffer.size() == 0 and model.rollout_buffer.n_running_steps == 2

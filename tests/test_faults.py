@@ -43,14 +43,15 @@ def faulty_model(n_envs: int = 1, kind: str = "vector", **fault) -> tuple[VPG, l
 def test_env_exception_reaches_user_and_model_recovers(tmp_path, n_envs: int) -> None:
     """
     An exception raised by env.step mid-rollout reaches the caller as the very same object; the model can be saved and
-    loaded, and the next learn resets the envs, so every episode it trains on is whole (steps 0..4).
+    loaded, and the next learn resets the envs, so every episode it trains on is whole (steps 0..4). An episode that
+    had ended before the exception but was not trained yet is trained then, not forgotten.
     """
     error = EnvCrashed("the simulator died")
     model, _ = faulty_model(n_envs, fault_at=11, error=error)
-    model.learn(8)  # one update: episodes 0 and the first 3 steps of episode 1 are in the buffer
+    model.learn(8 * n_envs)  # one update: episode 0 trained on, the first 3 steps of episode 1 carried over
     weights = parameters_of(model)
     with pytest.raises(EnvCrashed) as raised:
-        model.learn(16, reset_num_timesteps=False)
+        model.learn(16 * n_envs, reset_num_timesteps=False)
     assert raised.value is error
     assert model.num_timesteps == 8 * n_envs + 2 * n_envs  # the 3rd step of the 2nd rollout failed
     assert model._n_updates == 1 and same_parameters(weights, parameters_of(model))
@@ -60,13 +61,16 @@ def test_env_exception_reaches_user_and_model_recovers(tmp_path, n_envs: int) ->
     assert same_parameters(weights, parameters_of(loaded))
 
     batches = record_batches(model)
-    model.learn(8, reset_num_timesteps=False)
+    model.learn(8 * n_envs, reset_num_timesteps=False)
     assert model._n_updates == 2
     (batch,) = batches
-    assert batch.n_episodes == n_envs
+    # Episode 1 of each env (ended on the 2nd step of the failed rollout) and episode 3 (after the reset), whole.
+    assert batch.n_episodes == 2 * n_envs
+    assert model.rollout_buffer.n_dropped_episodes == 0  # nothing was running in the buffer when the env failed
     for index in range(n_envs):
         mine = batch.observations[:, 0].numpy() == index
-        np.testing.assert_array_equal(batch.observations[mine, 2].numpy(), np.arange(5))
+        np.testing.assert_array_equal(batch.observations[mine, 1].numpy(), np.repeat([1, 3], 5))
+        np.testing.assert_array_equal(batch.observations[mine, 2].numpy(), np.tile(np.arange(5), 2))
 
 
 @pytest.mark.parametrize(
@@ -87,8 +91,8 @@ def test_non_finite_env_data_fails_clearly_before_the_weights(kind: str, fault: 
         model.learn(32)
     assert same_parameters(weights, parameters_of(model))
     assert all(th.isfinite(value).all() for value in parameters_of(model).values() if value.is_floating_point())
-    assert model.rollout_buffer.pos == 2  # the spoilt step was not stored
-    assert np.isfinite(model.rollout_buffer.rewards).all()
+    # The spoilt step was not stored: the 2 steps before it of each env wait in the buffer, nothing else.
+    assert (model.rollout_buffer.size(), model.rollout_buffer.n_running_steps) == (0, 4)
 
 
 def test_non_finite_reward_after_updates_leaves_finite_weights() -> None:

@@ -104,13 +104,19 @@ def test_learning_rate_schedule_as_a2c() -> None:
 
 @pytest.mark.parametrize("n_envs", [1, 3])
 def test_n_steps_as_a2c(n_envs: int) -> None:
-    """``n_steps`` per env gives the same rollouts and timestep counts as A2C's."""
-    counts = []
+    """
+    ``n_steps`` per env gives the same rollouts as A2C's, but the last stops at the budget: A2C completes its last
+    rollout (7 steps per env), VPG stops at the first step that reaches ``total_timesteps``.
+    """
+    counts, updates = [], []
     for algo in (VPG, A2C):
         model = algo("MlpPolicy", make_vec_env("CartPole-v1", n_envs=n_envs), n_steps=7, policy_kwargs=dict(TINY_POLICY))
         model.learn(50)
         counts.append(model.num_timesteps)
-    assert counts[0] == counts[1] == 7 * n_envs * -(-50 // (7 * n_envs))
+        updates.append(model._n_updates + getattr(model, "_n_skipped_updates", 0))
+    rollouts = -(-50 // (7 * n_envs))
+    assert updates == [rollouts, rollouts]
+    assert counts == [n_envs * -(-50 // n_envs), 7 * n_envs * rollouts]
 
 
 def logged(model: VPG, total_timesteps: int) -> dict[str, list]:

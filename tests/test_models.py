@@ -11,7 +11,14 @@ from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_vpg import VPG
-from tests.helpers_sb3 import TINY_MULTI_INPUT_POLICY, TINY_POLICY, CountingEnv, parameters_of, same_parameters
+from tests.helpers_sb3 import (
+    TINY_MULTI_INPUT_POLICY,
+    TINY_POLICY,
+    CountingEnv,
+    parameters_of,
+    record_batches,
+    same_parameters,
+)
 
 
 def counting_venv(n_envs: int = 1, ep_length: int = 5) -> DummyVecEnv:
@@ -89,16 +96,15 @@ def test_set_env_forgets_running_episodes() -> None:
     """set_env resets the envs: a half-run episode of the old env is dropped, never glued to the new env's steps."""
     model = VPG("MlpPolicy", counting_venv(), n_steps=8, policy_kwargs=TINY_POLICY, seed=0)
     model.learn(8)  # one episode of 5 steps trained on, 3 steps of the next one carried over
-    assert model.rollout_buffer.pos == 8
+    assert model.rollout_buffer.n_running_steps == 3
 
     new_env = DummyVecEnv([lambda: CountingEnv(ep_length=5, index=7)])
     model.set_env(new_env)
-    batches = []
-    complete_episodes = model.rollout_buffer.complete_episodes
-    model.rollout_buffer.complete_episodes = lambda: batches.append(complete_episodes()) or batches[-1]
+    batches = record_batches(model)
     model.learn(8, reset_num_timesteps=False)
     (batch,) = batches
     assert batch.n_episodes == 1
+    assert model.rollout_buffer.n_dropped_episodes == model.logger.name_to_value["train/n_dropped_episodes"] == 1
     np.testing.assert_array_equal(batch.observations[:, 0].numpy(), [7] * 5)  # only the new env's steps
     np.testing.assert_array_equal(batch.observations[:, 2].numpy(), np.arange(5))
 

@@ -60,9 +60,10 @@ def test_box_actions_clipped_as_a2c_does() -> None:
     """Box actions outside the bounds reach the env clipped, while the buffer keeps the sampled (unclipped) action."""
     recorder = ActionRecorder(IdentityEnvBox(low=-1.0, high=1.0, ep_length=4))
     model = VPG("MlpPolicy", recorder, n_steps=16, policy_kwargs={**TINY_POLICY, "log_std_init": 1.0}, seed=0)
+    batches = record_batches(model)
     model.learn(16)
     sent = np.array(recorder.actions).reshape(16, 1)
-    sampled = model.rollout_buffer.actions[:16, 0]
+    sampled = batches[0].actions.numpy()  # the 4 episodes of the update, in the order they were played
     assert np.abs(sampled).max() > 1.0, "with std e, some sampled actions leave [-1, 1]"
     assert sent.min() >= -1.0 and sent.max() <= 1.0
     np.testing.assert_allclose(sent, np.clip(sampled, -1.0, 1.0))
@@ -73,9 +74,10 @@ def test_box_actions_squashed_with_sde() -> None:
     recorder = ActionRecorder(IdentityEnvBox(low=2.0, high=6.0, ep_length=4))
     policy_kwargs = {**TINY_POLICY, "squash_output": True, "log_std_init": 1.0}
     model = VPG("MlpPolicy", recorder, n_steps=16, use_sde=True, policy_kwargs=policy_kwargs, seed=0)
+    batches = record_batches(model)
     model.learn(16)
     sent = np.array(recorder.actions).reshape(16, 1)
-    squashed = model.rollout_buffer.actions[:16, 0]
+    squashed = batches[0].actions.numpy()
     assert np.abs(squashed).max() <= 1.0
     np.testing.assert_allclose(sent, 2.0 + (squashed + 1.0) * 2.0, rtol=1e-5)
     assert sent.min() >= 2.0 and sent.max() <= 6.0

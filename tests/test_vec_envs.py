@@ -7,7 +7,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack, VecMonitor, VecNormalize
 
 from sb3_vpg import VPG
-from tests.helpers_sb3 import TINY_POLICY, CountingEnv
+from tests.helpers_sb3 import TINY_POLICY, CountingEnv, record_batches
 
 
 class EpisodeCounter(BaseCallback):
@@ -23,7 +23,7 @@ class EpisodeCounter(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        self.trained += self.model.rollout_buffer.n_complete_episodes
+        self.trained += self.model.rollout_buffer.n_episodes
 
 
 def test_env_id_string() -> None:
@@ -55,7 +55,7 @@ def test_every_ended_episode_is_trained_on_once(vec_env_cls: type) -> None:
 def test_n_steps_is_per_env() -> None:
     """``n_steps`` is per env, as in A2C/PPO: a rollout of 2 envs with n_steps=8 is 16 timesteps."""
     model = VPG("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2), n_steps=8, policy_kwargs=TINY_POLICY)
-    model.learn(20)
+    model.learn(32)
     assert model.num_timesteps == 32
     assert model._n_updates + model._n_skipped_updates == 2
 
@@ -64,11 +64,12 @@ def test_vec_normalize_trains_and_reloads(tmp_path) -> None:
     """VecNormalize's normalised rewards reach VPG; the model and the saved statistics reload to the same behaviour."""
     env = VecNormalize(make_vec_env("CartPole-v1", n_envs=2, seed=0), gamma=1.0)
     model = VPG("MlpPolicy", env, n_steps=16, policy_kwargs=TINY_POLICY, seed=0)
+    batches = record_batches(model)
     model.learn(64)
     assert model.get_vec_normalize_env() is env
     assert env.obs_rms.count > 64
-    rewards = model.rollout_buffer.rewards[: model.rollout_buffer.pos]
-    assert not np.allclose(rewards, 1.0), "CartPole's reward is 1: VPG must see the normalised reward"
+    rewards = np.concatenate([batch.rewards for batch in batches])
+    assert len(rewards) and not np.allclose(rewards, 1.0), "CartPole's reward is 1: VPG must see the normalised reward"
 
     model.save(tmp_path / "model")
     env.save(str(tmp_path / "vec_normalize.pkl"))
@@ -89,8 +90,9 @@ def test_vec_frame_stack() -> None:
     env = VecFrameStack(DummyVecEnv([lambda: CountingEnv("vector", ep_length=5)]), n_stack=3)
     model = VPG("MlpPolicy", env, n_steps=5, policy_kwargs=TINY_POLICY, seed=0)
     assert model.observation_space.shape == (9,)
+    batches = record_batches(model)
     model.learn(5)
-    stored = model.rollout_buffer.observations[:5, 0]
+    stored = batches[0].observations.numpy()
     # Step t shows the steps t-2, t-1, t (zeros before the episode's start) in its last column of each frame.
     np.testing.assert_array_equal(stored[:, [2, 5, 8]], [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]])
     assert model._n_updates == 1
