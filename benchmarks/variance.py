@@ -9,7 +9,7 @@ each step. The table gives tr Cov(ĝ) (the sum of the variances of its component
 tr Cov(ĝ) / ‖E[ĝ]‖², which does not depend on the scale of ĝ (normalisation and the mean baseline rescale it).
 On the enumerable MDP it also gives the bias ‖mean(ĝ) − ∇J‖ / ‖∇J‖ against the exact ∇J.
 
-    nice -n 10 python benchmarks/variance.py --output benchmarks/results/variance.md
+    nice -n 10 python -m benchmarks variance --output benchmarks/results/variance.md
 """
 
 import argparse
@@ -25,6 +25,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
+from benchmarks.common import add_seed_argument, markdown_grid
 from sb3_vpg import VPG
 from sb3_vpg.enumerable_mdp import all_trajectories, expected_gradient, make_enumerable_mdp
 from sb3_vpg.estimators import reward_to_go
@@ -48,18 +49,32 @@ MDP_HORIZON = 3
 
 
 def actor_parameters(policy: ActorCriticPolicy) -> list[th.nn.Parameter]:
-    """θ: the parameters of the policy network and the action head (not the value branch)."""
+    """
+    θ: the parameters of the policy network and the action head (not the value branch).
+
+    :param policy: VPG's policy
+    """
     return [*policy.mlp_extractor.policy_net.parameters(), *policy.action_net.parameters()]
 
 
 def start_collecting(model: VPG) -> BaseCallback:
-    """Set the model up for :func:`collect_batch` (envs reset, logger configured); return the callback to pass it."""
+    """
+    Set the model up for :func:`collect_batch` (envs reset, logger configured).
+
+    :param model: The model
+    :return: The callback to pass :func:`collect_batch`
+    """
     _, callback = model._setup_learn(total_timesteps=10**12)
     return callback
 
 
 def collect_batch(model: VPG, callback: BaseCallback) -> None:
-    """Collect ``model.n_episodes`` whole episodes with the model's θ into its rollout buffer."""
+    """
+    Collect ``model.n_episodes`` whole episodes with the model's θ into its rollout buffer.
+
+    :param model: The model, set up by :func:`start_collecting`
+    :param callback: The callback :func:`start_collecting` returned
+    """
     model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)  # type: ignore[arg-type]
 
 
@@ -68,6 +83,11 @@ def fit_value(model: VPG, callback: BaseCallback, n_batches: int, n_iterations: 
     Fit the value head to V^π of the model's fixed θ: full-batch Adam regression on the reward-to-go of ``n_batches``
     batches (as VPG's value loss, but run to convergence), a fifth of the steps held out.
 
+    :param model: The model, set up by :func:`start_collecting`
+    :param callback: The callback :func:`start_collecting` returned
+    :param n_batches: Batches to collect and fit to
+    :param n_iterations: Full-batch Adam steps
+    :param learning_rate: Adam's learning rate
     :return: The explained variance on the held-out steps
     """
     observations, targets = [], []
@@ -96,6 +116,9 @@ def sample_gradients(model: VPG, callback: BaseCallback, n_batches: int) -> dict
     ĝ of every estimator on each of ``n_batches`` batches collected with the model's fixed θ (plain SGD, lr 1):
     each estimator takes VPG's ``train()`` step on its own copy of the batch, then θ and V are put back.
 
+    :param model: The model, set up by :func:`start_collecting`, with the value head fitted
+    :param callback: The callback :func:`start_collecting` returned
+    :param n_batches: Batches to collect
     :return: For each estimator, an array (n_batches, n_parameters)
     """
     actor = actor_parameters(model.policy)
@@ -116,7 +139,14 @@ def sample_gradients(model: VPG, callback: BaseCallback, n_batches: int) -> dict
 
 
 def sgd_model(env: Any, n_episodes: int, seed: int, net_arch: list[int] | None) -> VPG:
-    """VPG taking one plain SGD step of learning rate 1 per batch, so that the parameter change is ĝ."""
+    """
+    VPG taking one plain SGD step of learning rate 1 per batch, so that the parameter change is ĝ.
+
+    :param env: The env, or its id
+    :param n_episodes: Episodes per batch
+    :param seed: The seed of the env and the model
+    :param net_arch: The policy's ``net_arch``; ``None``: SB3's default
+    """
     policy_kwargs: dict[str, Any] = dict(optimizer_class=th.optim.SGD)
     if net_arch is not None:
         policy_kwargs["net_arch"] = net_arch
@@ -124,7 +154,12 @@ def sgd_model(env: Any, n_episodes: int, seed: int, net_arch: list[int] | None) 
 
 
 def enumerable_mdp_model(n_episodes: int, seed: int) -> tuple[VPG, np.ndarray]:
-    """The enumerable MDP's model at a random θ (as in the tests), and the exact ∇J there."""
+    """
+    The enumerable MDP's model at a random θ (as in the tests), and the exact ∇J there.
+
+    :param n_episodes: Episodes per batch
+    :param seed: The seed of the model and of θ
+    """
     model = sgd_model(make_enumerable_mdp(MDP_HORIZON), n_episodes, seed, net_arch=[])
     generator = th.Generator().manual_seed(seed)
     with th.no_grad():
@@ -135,7 +170,13 @@ def enumerable_mdp_model(n_episodes: int, seed: int) -> tuple[VPG, np.ndarray]:
 
 
 def cartpole_model(n_episodes: int, seed: int, pretrain_timesteps: int) -> tuple[VPG, float]:
-    """CartPole-v1's model at θ after ``pretrain_timesteps`` of VPG's defaults, and its mean episode length there."""
+    """
+    CartPole-v1's model at θ after ``pretrain_timesteps`` of VPG's defaults, and its mean episode length there.
+
+    :param n_episodes: Episodes per batch
+    :param seed: The seed of the env and the models
+    :param pretrain_timesteps: Timesteps of VPG's defaults before θ is fixed
+    """
     trained = VPG("MlpPolicy", "CartPole-v1", seed=seed).learn(pretrain_timesteps)
     model = sgd_model("CartPole-v1", n_episodes, seed, net_arch=None)
     model.policy.load_state_dict(trained.policy.state_dict())
@@ -143,7 +184,14 @@ def cartpole_model(n_episodes: int, seed: int, pretrain_timesteps: int) -> tuple
 
 
 def summarise(gradients: dict[str, np.ndarray], exact: np.ndarray | None, n_chunks: int = 10) -> dict[str, dict[str, float]]:
-    """tr Cov(ĝ) with a standard error from ``n_chunks`` chunks of batches, its ratio to plain, and the bias."""
+    """
+    tr Cov(ĝ) with a standard error from ``n_chunks`` chunks of batches, its ratio to plain, and the bias.
+
+    :param gradients: The samples of ĝ of each estimator, as :func:`sample_gradients` returns them
+    :param exact: The exact ∇J; ``None`` where it is not known (the bias is then NaN)
+    :param n_chunks: Chunks of batches for the standard error
+    :return: For each estimator: ``trace``, ``trace_se``, ``relative``, ``bias`` and ``ratio``
+    """
     rows = {}
     for name, samples in gradients.items():
         trace = float(samples.var(axis=0, ddof=1).sum())
@@ -162,22 +210,29 @@ def summarise(gradients: dict[str, np.ndarray], exact: np.ndarray | None, n_chun
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    """The markdown table: one row per estimator, the columns of each env side by side."""
+    """
+    The markdown table: one row per estimator, the columns of each env side by side.
+
+    :param results: For each env, the rows of :func:`summarise`
+    """
     envs = list(results)
-    header = "| estimator | " + " | ".join(f"{env}: tr Cov(ĝ) | ratio | tr Cov / ‖E ĝ‖²" for env in envs) + " | MDP bias |"
-    lines = [header, "|---" * (1 + 3 * len(envs) + 1) + "|"]
+    columns = ["estimator", *(column for env in envs for column in (f"{env}: tr Cov(ĝ)", "ratio", "tr Cov / ‖E ĝ‖²"))]
+    rows = []
     for name in ESTIMATORS:
-        cells = []
+        cells = [name]
         for env in envs:
             row = results[env][name]
             cells += [f"{row['trace']:.4g} ± {row['trace_se']:.2g}", f"{row['ratio']:.3f}", f"{row['relative']:.3g}"]
-        bias = results[envs[0]][name]["bias"]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {bias:.3f} |")
-    return "\n".join(lines)
+        rows.append([*cells, f"{results[envs[0]][name]['bias']:.3f}"])
+    return markdown_grid([*columns, "MDP bias"], rows).rstrip("\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """
+    The options of ``variance``.
+
+    :param parser: Its parser
+    """
     parser.add_argument("--episodes", type=int, default=16, help="episodes per batch (m)")
     parser.add_argument("--mdp-batches", type=int, default=1000)
     parser.add_argument("--cartpole-batches", type=int, default=100)
@@ -185,9 +240,16 @@ def main() -> None:
     parser.add_argument("--fit-batches", type=int, default=20, help="batches whose reward-to-go V is fitted to")
     parser.add_argument("--fit-iterations", type=int, default=2000, help="full-batch Adam steps of the value regression")
     parser.add_argument("--fit-learning-rate", type=float, default=1e-2)
-    parser.add_argument("--seed", type=int, default=0)
+    add_seed_argument(parser, of="the envs, the models and θ")
     parser.add_argument("--output", type=Path, default=None, help="also write the table to this markdown file")
-    args = parser.parse_args()
+
+
+def main(args: argparse.Namespace) -> None:
+    """
+    Sample ĝ of every estimator on the enumerable MDP and on CartPole-v1, and print (and write) the table.
+
+    :param args: The options of ``variance``
+    """
     th.set_num_threads(1)
 
     start = time.time()
@@ -222,7 +284,3 @@ def main() -> None:
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report + "\n")
-
-
-if __name__ == "__main__":
-    main()

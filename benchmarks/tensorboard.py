@@ -3,7 +3,7 @@ Screenshot of TensorBoard showing a VPG run's scalars, for the README: trains a 
 ``tensorboard_log`` (or uses ``--logdir``), serves it with a real ``tensorboard --logdir`` on localhost, and has
 headless Chromium (Debian's ``chromium``: ``apt-get install -y chromium``) take the picture.
 
-    python benchmarks/tensorboard_screenshot.py --out docs/tensorboard.png
+    python -m benchmarks tensorboard --out docs/tensorboard.png
 """
 
 import argparse
@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from benchmarks.common import VALUE_BASELINE, add_seed_argument
 from sb3_vpg import VPG
 
 #: Headless Chromium, offline and without any state of its own
@@ -35,9 +36,15 @@ CHROMIUM_FLAGS = (
 
 
 def train_run(logdir: Path, env_id: str, timesteps: int, seed: int) -> None:
-    """Train VPG with a learned baseline (so that every scalar it logs is there) and log it to ``logdir``."""
-    options = dict(reward_to_go=True, baseline="value", normalize_advantage=True)
-    VPG("MlpPolicy", env_id, seed=seed, tensorboard_log=str(logdir), **options).learn(timesteps)
+    """
+    Train VPG with a learned baseline (so that every scalar it logs is there), logging it for TensorBoard.
+
+    :param logdir: The ``tensorboard_log`` folder
+    :param env_id: The gymnasium id of the env
+    :param timesteps: Training timesteps
+    :param seed: The seed of the env and the model
+    """
+    VPG("MlpPolicy", env_id, seed=seed, tensorboard_log=str(logdir), **VALUE_BASELINE).learn(timesteps)
 
 
 def free_port() -> int:
@@ -48,7 +55,13 @@ def free_port() -> int:
 
 
 def wait_for_scalars(url: str, timeout: float) -> None:
-    """Wait until TensorBoard at ``url`` serves scalars of at least one run."""
+    """
+    Wait until TensorBoard serves scalars of at least one run.
+
+    :param url: TensorBoard's address
+    :param timeout: Seconds to wait at most
+    :raises TimeoutError: If it serves none in time
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -62,7 +75,16 @@ def wait_for_scalars(url: str, timeout: float) -> None:
 
 
 def screenshot(url: str, out: Path, width: int, height: int, chromium: str, render_ms: int) -> None:
-    """Have headless Chromium load ``url`` and write what it shows to ``out`` (PNG)."""
+    """
+    Have headless Chromium load a page and write what it shows to a PNG.
+
+    :param url: The page
+    :param out: The PNG to write
+    :param width: The window's width in pixels
+    :param height: The window's height in pixels
+    :param chromium: The Chromium binary
+    :param render_ms: The virtual time Chromium gives the page to render, in milliseconds
+    """
     with tempfile.TemporaryDirectory() as profile:
         command = [
             chromium,
@@ -76,19 +98,29 @@ def screenshot(url: str, out: Path, width: int, height: int, chromium: str, rend
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """
+    The options of ``tensorboard``.
+
+    :param parser: Its parser
+    """
     parser.add_argument("--out", type=Path, default=Path("docs/tensorboard.png"), help="the PNG to write")
     parser.add_argument("--logdir", type=Path, help="TensorBoard logs to show (default: train a VPG run first)")
     parser.add_argument("--env", default="CartPole-v1", help="env of the VPG run trained when --logdir is not given")
     parser.add_argument("--timesteps", type=int, default=50_000, help="timesteps of that run")
-    parser.add_argument("--seed", type=int, default=0)
+    add_seed_argument(parser, of="that run")
     parser.add_argument("--tag-filter", default="train/|rollout/ep_rew_mean", help="regex of the scalars shown")
     parser.add_argument("--size", type=int, nargs=2, default=(1400, 1600), metavar=("WIDTH", "HEIGHT"))
     parser.add_argument("--render-ms", type=int, default=20_000, help="virtual time Chromium gives the page to render")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium", help="the Chromium binary")
-    args = parser.parse_args()
 
+
+def main(args: argparse.Namespace) -> None:
+    """
+    Train a run (unless ``--logdir`` is given), serve it with TensorBoard, and take the screenshot.
+
+    :param args: The options of ``tensorboard``
+    """
     with tempfile.TemporaryDirectory() as workdir:
         logdir = args.logdir or Path(workdir)
         if args.logdir is None:
@@ -108,7 +140,3 @@ def main() -> None:
             tensorboard.terminate()
             tensorboard.wait(timeout=30)
     print(f"Wrote {args.out}")
-
-
-if __name__ == "__main__":
-    main()

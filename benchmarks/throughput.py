@@ -1,6 +1,6 @@
 """
 Throughput and memory of VPG against the rollout-collection ceiling and A2C on the same envs:
-``python -m sb3_vpg.benchmark.throughput [--quick] [options]``. See the README, "Throughput and memory".
+``python -m benchmarks throughput [--quick] [options]``. See the README, "Throughput and memory".
 
 For every env and number of envs (``make_vec_env`` with ``DummyVecEnv``, the same seed), each of :data:`VARIANTS` is
 measured in a fresh process, one process at a time, for the same timesteps; the variants take turns within each
@@ -9,13 +9,9 @@ table gives the median over the repeats.
 """
 
 import argparse
-import datetime
-import shlex
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,21 +21,38 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from benchmarks.common import (
+    BATCH_STEPS,
+    QuickDefault,
+    StepTimer,
+    add_env_arguments,
+    add_quick_and_out_arguments,
+    add_seed_argument,
+    fresh_process_pool,
+    markdown_grid,
+    peak_rss_mb,
+    report_header,
+    step_without_learning,
+    write_csv,
+)
 from sb3_vpg import VPG
-from sb3_vpg.benchmark.measure import StepTimer, fresh_process_pool, peak_rss_mb, step_without_learning
-from sb3_vpg.benchmark.report import machine_description, markdown_grid, package_versions, write_csv
 
 #: The default envs, numbers of envs (``DummyVecEnv``) and timesteps per measurement
 ENVS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "LunarLander-v3")
 N_ENVS = (1, 8)
 TIMESTEPS = 30_000
-#: VPG's batch in steps over all envs, when ``--n-steps`` is not given: ``n_steps = BATCH_STEPS // n_envs``
-BATCH_STEPS = 2048
 #: ``--quick``: timesteps per measurement, and its one env
 QUICK_TIMESTEPS = 1_000
 QUICK_ENV = "CartPole-v1"
 #: The device of every model: small MLPs, where the CPU is what matters
 DEVICE = "cpu"
+
+#: What VPG should reach, stated in the report: training fps at least this times the rollout-collection ceiling's ...
+TARGET_VPG_VS_CEILING = 0.9
+#: ... and at least this times A2C's with the same envs ...
+TARGET_VPG_VS_A2C = 1.8
+#: ... and a peak resident memory at most this times A2C's with the same envs and batch size in steps
+TARGET_PEAK_RSS_RATIO = 1.2
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,7 @@ class Job:
 
 
 def _vpg_n_steps(job: Job, env: VecEnv) -> BaseAlgorithm:
+    """VPG with the job's batch in steps."""
     return VPG("MlpPolicy", env, n_steps=job.n_steps, seed=job.seed, device=DEVICE)
 
 
@@ -124,15 +138,34 @@ SUMMARY_COLUMNS = (
     "a2c_n_steps_rss_above_setup_mb",
     "rss_above_setup_ratio",
 )
+#: The columns of the table of ``throughput.md``
+TABLE_COLUMNS = [
+    "Env",
+    "n_envs",
+    "Ceiling fps",
+    "VPG fps",
+    "VPG / ceiling",
+    "env.step ms / 1k steps VPG / ceiling",
+    "Outside env.step ms / 1k steps VPG / ceiling",
+    "Ratio (outside env.step)",
+    "VPG (n_episodes) fps",
+    "VPG (n_episodes) / ceiling",
+    "A2C fps",
+    "VPG / A2C",
+    "Peak RSS VPG / A2C (same n_steps), MiB",
+    "Ratio",
+    "RSS above setup VPG / A2C (same n_steps), MiB",
+    "Ratio",
+]
 
 
 def measure(job: Job) -> dict[str, Any]:
     """
-    Do one measurement; meant to run in a fresh process (:func:`~sb3_vpg.benchmark.measure.fresh_process_pool`).
+    Do one measurement; meant to run in a fresh process (:func:`~benchmarks.common.fresh_process_pool`).
 
     :param job: The measurement
     :return: The job's fields, the timesteps done, the time of ``learn()`` (for the ceiling, of the collection loop),
-        ``env_seconds`` of it spent in the envs' ``step`` (:class:`~sb3_vpg.benchmark.measure.StepTimer`), the rate,
+        ``env_seconds`` of it spent in the envs' ``step`` (:class:`~benchmarks.common.StepTimer`), the rate,
         and memory in MiB: ``setup_rss_mb`` after the imports and the construction of the envs and the model,
         ``peak_rss_mb`` at the end
     """
@@ -158,34 +191,37 @@ def measure(job: Job) -> dict[str, Any]:
     }
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """The command's options, with the defaults that depend on ``--quick`` filled in."""
-    parser = argparse.ArgumentParser(
-        prog="python -m sb3_vpg.benchmark.throughput",
-        description="Measure the training fps and peak memory of VPG, the rollout-collection ceiling and A2C on the "
-        "same envs, each in a fresh process, and write a markdown table and CSV files.",
-    )
-    parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_TIMESTEPS} steps, {QUICK_ENV}, 1 repeat")
-    parser.add_argument("--envs", nargs="+", help=f"gymnasium env ids (default: {' '.join(ENVS)}; --quick {QUICK_ENV})")
-    parser.add_argument("--n-envs", type=int, nargs="+", default=list(N_ENVS), help="numbers of envs (default: %(default)s)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """
+    The options of ``throughput``.
+
+    :param parser: Its parser
+    """
+    add_quick_and_out_arguments(parser, f"{QUICK_TIMESTEPS} steps, {QUICK_ENV}, 1 repeat", folder="throughput")
+    add_env_arguments(parser, QuickDefault(list(ENVS), [QUICK_ENV]), n_envs=N_ENVS)
     parser.add_argument(
-        "--steps", type=int, help=f"timesteps per measurement (default: {TIMESTEPS}, --quick {QUICK_TIMESTEPS})"
+        "--steps",
+        type=int,
+        default=QuickDefault(TIMESTEPS, QUICK_TIMESTEPS),
+        help="timesteps per measurement (default: %(default)s)",
     )
     parser.add_argument("--n-steps", type=int, help=f"VPG's and a2c-n-steps' n_steps (default: {BATCH_STEPS} // n_envs)")
     parser.add_argument("--n-episodes", type=int, default=8, help="vpg-episodes' n_episodes (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, help="measurements of each variant, interleaved (default: 3, --quick 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every env and model (default: %(default)s)")
-    parser.add_argument("--out", type=Path, help="output folder (default: throughput-results, --quick throughput-quick)")
-    args = parser.parse_args(argv)
-    args.envs = args.envs or ([QUICK_ENV] if args.quick else list(ENVS))
-    args.steps = args.steps or (QUICK_TIMESTEPS if args.quick else TIMESTEPS)
-    args.repeats = args.repeats or (1 if args.quick else 3)
-    args.out = args.out or Path("throughput-quick" if args.quick else "throughput-results")
-    return args
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=QuickDefault(3, 1),
+        help="measurements of each variant, interleaved (default: %(default)s)",
+    )
+    add_seed_argument(parser, of="every env and model")
 
 
 def jobs(args: argparse.Namespace) -> list[Job]:
-    """Every measurement, env by env and number of envs by number of envs, the variants taking turns in each repeat."""
+    """
+    Every measurement, env by env and number of envs by number of envs, the variants taking turns in each repeat.
+
+    :param args: The options of ``throughput``
+    """
     return [
         Job(variant, env_id, n_envs, args.steps, args.n_steps or BATCH_STEPS // n_envs, args.n_episodes, args.seed, repeat)
         for env_id in args.envs
@@ -196,7 +232,13 @@ def jobs(args: argparse.Namespace) -> list[Job]:
 
 
 def _median(results: list[dict[str, Any]], variant: str, value: Callable[[dict[str, Any]], float]) -> float:
-    """The median of ``value`` over the measurements of ``variant`` in ``results``."""
+    """
+    The median of ``value`` over the measurements of ``variant`` in ``results``.
+
+    :param results: Measurements, as :func:`measure` returns them
+    :param variant: A key of :data:`VARIANTS`
+    :param value: What to take the median of, from one measurement
+    """
     return float(np.median([value(result) for result in results if result["variant"] == variant]))
 
 
@@ -262,25 +304,11 @@ def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown_table(summary: list[dict[str, Any]]) -> str:
-    """The table of ``throughput.md``, one row per env and number of envs."""
-    columns = [
-        "Env",
-        "n_envs",
-        "Ceiling fps",
-        "VPG fps",
-        "VPG / ceiling",
-        "env.step ms / 1k steps VPG / ceiling",
-        "Outside env.step ms / 1k steps VPG / ceiling",
-        "Ratio (outside env.step)",
-        "VPG (n_episodes) fps",
-        "VPG (n_episodes) / ceiling",
-        "A2C fps",
-        "VPG / A2C",
-        "Peak RSS VPG / A2C (same n_steps), MiB",
-        "Ratio",
-        "RSS above setup VPG / A2C (same n_steps), MiB",
-        "Ratio",
-    ]
+    """
+    The table of ``throughput.md``, one row per env and number of envs.
+
+    :param summary: The rows of :func:`summary_rows`
+    """
     rows = [
         [
             row["env"],
@@ -302,37 +330,36 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
         ]
         for row in summary
     ]
-    return markdown_grid(columns, rows)
+    return markdown_grid(TABLE_COLUMNS, rows)
 
 
-def header(argv: list[str], args: argparse.Namespace) -> str:
-    """The top of ``throughput.md``: how and where the numbers were made, and the targets of issue 5."""
+def header(args: argparse.Namespace) -> str:
+    """
+    The top of ``throughput.md``: how and where the numbers were made, and what VPG should reach.
+
+    :param args: The options of ``throughput``, with the command line that gave them
+    """
     n_steps = args.n_steps or f"{BATCH_STEPS} // n_envs"
-    return (
-        "# sb3-vpg throughput and memory\n\n"
-        f"- Command: `python -m sb3_vpg.benchmark.throughput {shlex.join(argv)}`\n"
-        f"- Date: {datetime.date.today().isoformat()}\n"
-        f"- Machine: {machine_description()}; one measurement at a time, each in a fresh process, one torch thread, "
-        f"on {DEVICE}\n"
-        f"- Versions: {package_versions()}\n"
-        f"- {args.steps} timesteps per measurement, seed {args.seed}, median of {args.repeats} interleaved repeats; "
+    details = [
+        f"{args.steps} timesteps per measurement, seed {args.seed}, median of {args.repeats} interleaved repeats; "
         f"VPG and the ceiling with n_steps = {n_steps}, VPG (n_episodes) with n_episodes = {args.n_episodes}, "
-        "A2C with SB3's defaults (n_steps = 5), A2C (same n_steps) with VPG's n_steps\n"
-        "- env.step / outside env.step: milliseconds per 1,000 timesteps spent in the envs' `step` and in everything "
+        "A2C with SB3's defaults (n_steps = 5), A2C (same n_steps) with VPG's n_steps",
+        "env.step / outside env.step: milliseconds per 1,000 timesteps spent in the envs' `step` and in everything "
         "else (policy, storage, learning); a learning policy visits other states, which can make the env itself slower "
-        "than under the ceiling, so Ratio (outside env.step) is what VPG costs apart from the env\n"
-        "- Targets (issue 5): VPG / ceiling ≥ 0.9, VPG / A2C ≥ 1.8, peak RSS ratio ≤ 1.2\n"
-    )
+        "than under the ceiling, so Ratio (outside env.step) is what VPG costs apart from the env",
+        f"Targets: VPG / ceiling ≥ {TARGET_VPG_VS_CEILING}, VPG / A2C ≥ {TARGET_VPG_VS_A2C}, "
+        f"peak RSS ratio ≤ {TARGET_PEAK_RSS_RATIO}",
+    ]
+    how = f"one measurement at a time, each in a fresh process, one torch thread, on {DEVICE}"
+    return report_header("sb3-vpg throughput and memory", args.command_line, how, details)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(args: argparse.Namespace) -> None:
     """
     Measure, print the table, and write ``throughput.md``, ``throughput.csv`` and ``throughput_runs.csv``.
 
-    :param argv: The command's options (default: ``sys.argv[1:]``)
+    :param args: The options of ``throughput``, with the command line that gave them
     """
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
     todo = jobs(args)
     print(f"{len(todo)} measurements, one at a time; output in {args.out}", flush=True)
     results = []
@@ -350,9 +377,5 @@ def main(argv: list[str] | None = None) -> None:
     summary = summary_rows(results)
     write_csv(args.out / "throughput.csv", summary, SUMMARY_COLUMNS)
     table = markdown_table(summary)
-    (args.out / "throughput.md").write_text(header(argv, args) + "\n" + table)
+    (args.out / "throughput.md").write_text(header(args) + "\n" + table)
     print(table + f"Wrote throughput.md, throughput.csv and throughput_runs.csv in {args.out}")
-
-
-if __name__ == "__main__":
-    main()

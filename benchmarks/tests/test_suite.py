@@ -1,48 +1,43 @@
-"""The benchmark command, end to end on a tiny budget: real rl-zoo3 hyperparameters, real training, real files."""
+"""
+``python -m benchmarks suite``: end to end on a tiny budget (real rl-zoo3 hyperparameters, real training, real
+files), the report's numbers on hand-made results, and the archive of the per-run results.
+"""
 
-import csv
 import json
 import math
+import shutil
+import tarfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sb3_vpg.benchmark.cli import main
-from sb3_vpg.benchmark.report import (
+from benchmarks.cli import main
+from benchmarks.common import HOLD_WINDOW
+from benchmarks.report import (
     CURVE_COLUMNS,
-    HOLD_WINDOW,
     RUN_COLUMNS,
     SUMMARY_COLUMNS,
     holds_threshold,
     markdown_table,
     steps_to_threshold,
     summary_rows,
+    write_report,
 )
-from sb3_vpg.benchmark.suite import ALGORITHMS
+from benchmarks.runs import ALGORITHMS, RUNS_ARCHIVE, RUNS_FOLDER, RunSpec, load_results, pack_runs, result_path
+from benchmarks.tests.outputs import assert_numbers, read_csv
 
 #: One env, one seed, 600 steps: every algorithm and every output, in well under a minute
-TINY = ["--quick", "--envs", "CartPole-v1", "--seeds", "1", "--budget", "600", "--eval-every", "300"]
+TINY = ["suite", "--quick", "--envs", "CartPole-v1", "--seeds", "1", "--budget", "600", "--eval-every", "300"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    """The rows of ``path``, after checking its header."""
-    with path.open(newline="") as file:
-        reader = csv.DictReader(file)
-        assert tuple(reader.fieldnames or ()) == columns
-        return list(reader)
+#: The files of the report, in the output folder
+REPORT_FILES = ("runs.csv", "curves.csv", "summary.csv", "results.md", "learning_curves_CartPole-v1.png")
 
 
-def assert_numbers(rows: list[dict[str, str]], columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
-    """Every cell of ``columns`` is a finite number; those of ``optional`` may also be empty."""
-    for row in rows:
-        for column in columns:
-            if column in optional and row[column] == "":
-                continue
-            assert math.isfinite(float(row[column])), (column, row)
-
-
+@pytest.mark.integration
 def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main([*TINY, "--out", str(tmp_path)])
     printed = capsys.readouterr().out
@@ -84,7 +79,7 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
     assert "| Seeds with final ≥ threshold | Seeds holding ≥ threshold (last 30k steps) |" in markdown
     ceiling = next(line for line in table if "| rollout-ceiling |" in line)
     assert ceiling.split("|")[4:6] == [" — ", " — "]
-    assert "python -m sb3_vpg.benchmark --quick" in markdown and "![CartPole-v1](learning_curves_CartPole-v1.png)" in markdown
+    assert "python -m benchmarks suite --quick" in markdown and "![CartPole-v1](learning_curves_CartPole-v1.png)" in markdown
 
     # Run again: every result is up to date, nothing runs, the stored results are kept.
     stored = {path: path.read_text() for path in (tmp_path / "runs").rglob("*.json")}
@@ -93,6 +88,24 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
     assert "5 runs, 5 with a stored result, 0 to run" in capsys.readouterr().out
     assert {path: path.read_text() for path in stored} == stored
     assert all(json.loads(text)["spec"]["budget"] == 600 for text in stored.values())
+
+    # Every result and log is in the archive; without the runs/ folder, --report-only rebuilds the same report from it.
+    with tarfile.open(tmp_path / RUNS_ARCHIVE) as archive:
+        archived = {name: archive.extractfile(name).read() for name in archive.getnames()}  # type: ignore[union-attr]
+    folder = (tmp_path / RUNS_FOLDER).rglob("*")
+    in_folder = {path.relative_to(tmp_path).as_posix(): path.read_bytes() for path in folder if path.is_file()}
+    assert archived == in_folder and len(archived) == 2 * len(ALGORITHMS)
+    before = {name: (tmp_path / name).read_bytes() for name in REPORT_FILES}
+    shutil.rmtree(tmp_path / RUNS_FOLDER)
+    main([*TINY, "--out", str(tmp_path), "--report-only"])
+    assert "5 runs, 5 with a stored result, 0 to run" in capsys.readouterr().out
+    after = {name: (tmp_path / name).read_bytes() for name in REPORT_FILES}
+    assert after.pop("results.md").split(b"- Machine:")[1] == before.pop("results.md").split(b"- Machine:")[1]
+    assert after == before
+    # A run unpacks the archive: the stored results are up to date, nothing runs.
+    main([*TINY, "--out", str(tmp_path)])
+    assert "5 runs, 5 with a stored result, 0 to run" in capsys.readouterr().out
+    assert {path: path.read_text() for path in stored} == stored
 
 
 def test_steps_to_threshold_and_median() -> None:
@@ -151,3 +164,40 @@ def test_seeds_holding_threshold_in_summary_and_table() -> None:
     assert [row["seeds_holding_threshold"] for row in rows] == [2, None, None]
     cells = [line.split(" | ")[4] for line in markdown_table(rows).splitlines()[2:]]
     assert cells == ["2/3", "—", "—"]
+
+
+def test_report_from_the_archive_equals_the_report_from_the_folder(tmp_path: Path) -> None:
+    """Results packed into runs.tar.xz and read back from it give the same report, byte for byte, as the folder."""
+    specs = [
+        RunSpec(algorithm, "CartPole-v1", seed, 300_000, 10_000, 10, "cpu", {"learning_rate": 5e-4})
+        for algorithm in ("vpg-plain", "a2c")
+        for seed in range(3)
+    ]
+    for spec in specs[:-1]:  # the last run has no result
+        returns = (20.0 + 100 * spec.seed, 300.0 + spec.seed, 480.0 + 5 * spec.seed)
+        result = curve_result(*zip((0, 150_000, 300_000), returns, strict=True))
+        result.update(spec=asdict(spec), timesteps=300_000, train_seconds=10.0, eval_seconds=1.0, start_rss_mb=0.5)
+        path = result_path(tmp_path, spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result))
+        path.with_suffix(".log").write_text(f"log of {spec.name}\n")
+    from_folder = load_results(tmp_path, specs)
+    assert [(result["spec"]["algorithm"], result["spec"]["seed"]) for result in from_folder] == [
+        ("vpg-plain", 0),
+        ("vpg-plain", 1),
+        ("vpg-plain", 2),
+        ("a2c", 0),
+        ("a2c", 1),
+    ]
+
+    packed = pack_runs(tmp_path).read_bytes()
+    assert pack_runs(tmp_path).read_bytes() == packed  # the same results, the same bytes
+    shutil.rmtree(tmp_path / RUNS_FOLDER)
+    from_archive = load_results(tmp_path, specs)
+    assert from_archive == from_folder
+
+    for name, results in (("folder", from_folder), ("archive", from_archive)):
+        (tmp_path / name).mkdir()
+        write_report(tmp_path / name, results, ["vpg-plain", "a2c"], "# header\n")
+    for file in REPORT_FILES:
+        assert (tmp_path / "archive" / file).read_bytes() == (tmp_path / "folder" / file).read_bytes(), file

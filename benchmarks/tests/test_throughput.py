@@ -1,4 +1,4 @@
-"""The throughput command, end to end on a tiny budget, and its interleaving and medians without processes."""
+"""``python -m benchmarks throughput``, end to end on a tiny budget, and its interleaving and medians without processes."""
 
 import math
 import time
@@ -10,12 +10,13 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from sb3_vpg.benchmark.measure import StepTimer
-from sb3_vpg.benchmark.throughput import RUN_COLUMNS, SUMMARY_COLUMNS, VARIANTS, jobs, main, parse_args, summary_rows
-from tests.test_benchmark import assert_numbers, read_csv
+from benchmarks.cli import main, parse_args
+from benchmarks.common import StepTimer
+from benchmarks.tests.outputs import assert_numbers, read_csv
+from benchmarks.throughput import RUN_COLUMNS, SUMMARY_COLUMNS, VARIANTS, jobs, summary_rows
 
 #: One env, one number of envs, one repeat: the five variants, each in its fresh process
-TINY = ["--quick", "--n-envs", "4", "--n-steps", "64", "--steps", "512"]
+TINY = ["throughput", "--quick", "--n-envs", "4", "--n-steps", "64", "--steps", "512"]
 
 #: ``throughput.csv``'s ratios and the columns they divide
 RATIOS = {
@@ -28,6 +29,7 @@ RATIOS = {
 }
 
 
+@pytest.mark.integration
 def test_quick_throughput_writes_well_formed_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main([*TINY, "--out", str(tmp_path)])
     assert "5 measurements, one at a time" in capsys.readouterr().out
@@ -54,7 +56,7 @@ def test_quick_throughput_writes_well_formed_outputs(tmp_path: Path, capsys: pyt
         assert math.isclose(float(summary[f"{variant}_outside_env_ms_per_1k"]), 1000 * (seconds - env_seconds) / thousands)
 
     markdown = (tmp_path / "throughput.md").read_text()
-    assert "python -m sb3_vpg.benchmark.throughput --quick" in markdown
+    assert "python -m benchmarks throughput --quick" in markdown
     (line,) = [line for line in markdown.splitlines() if line.startswith("| CartPole-v1 | 4 |")]
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert len(cells) == 16
@@ -77,7 +79,7 @@ def result(
     seconds: float = 1.0,
     env_seconds: float = 0.5,
 ) -> dict[str, object]:
-    """A measurement as :func:`~sb3_vpg.benchmark.throughput.measure` returns it, on CartPole-v1 with one env."""
+    """A measurement as :func:`~benchmarks.throughput.measure` returns it, on CartPole-v1 with one env."""
     return {
         "variant": variant,
         "env_id": "CartPole-v1",
@@ -95,7 +97,7 @@ def result(
 
 
 def test_variants_take_turns_and_medians_make_the_ratios() -> None:
-    order = [(job.repeat, job.variant) for job in jobs(parse_args(["--envs", "CartPole-v1", "--n-envs", "1"]))]
+    order = [(job.repeat, job.variant) for job in jobs(parse_args(["throughput", "--envs", "CartPole-v1", "--n-envs", "1"]))]
     assert order == [(repeat, variant) for repeat in range(3) for variant in VARIANTS]
 
     # Per variant, three repeats with fps k, 10 k, 100 k: the median is 10 k, whatever the order.

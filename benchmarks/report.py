@@ -1,30 +1,23 @@
 """
-The benchmark's outputs, from the results of its runs: ``runs.csv`` (one row per run), ``curves.csv`` (every
+The suite's outputs, from the results of its runs: ``runs.csv`` (one row per run), ``curves.csv`` (every
 evaluation), ``summary.csv`` and ``results.md`` (one row per algorithm × env) and ``learning_curves_<env>.png``.
 """
 
-import csv
 import math
-import os
-import platform
 from collections.abc import Iterable
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-#: Packages whose versions the reports state
-VERSIONED = ("sb3-vpg", "stable-baselines3", "rl_zoo3", "torch", "gymnasium", "numpy")
+from benchmarks import common
+from benchmarks.common import HOLD_WINDOW, markdown_grid, write_csv
 
 #: Points of the common timestep grid on which the seeds' learning curves are interpolated for the plots
 CURVE_POINTS = 101
-
-#: Timesteps at the end of a run over which every evaluation must be at or above the threshold for the seed to hold
-#: it (issue 5: touching the threshold and collapsing does not count). On CartPole-v1, evaluated every 10k steps, that
-#: is the final evaluation and the two or three before it
-HOLD_WINDOW = 30_000
 
 RUN_COLUMNS = (
     "env",
@@ -58,35 +51,53 @@ SUMMARY_COLUMNS = (
 )
 
 
-def machine_description() -> str:
-    """The CPU model, the number of logical CPUs and the operating system, for a report's header."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+def _steps(value: float) -> str:
+    """Timesteps, in thousands from 1000 on: ``30k``."""
+    return f"{value / 1000:g}k" if value >= 1000 else f"{value:g}"
 
 
-def package_versions() -> str:
-    """Python's version and those of :data:`VERSIONED`, for a report's header."""
-    return ", ".join([f"Python {platform.python_version()}", *(f"{name} {version(name)}" for name in VERSIONED)])
+#: The columns of the results table of ``results.md``
+TABLE_COLUMNS = [
+    "Env (threshold, budget)",
+    "Algorithm",
+    "Final return (mean ± std)",
+    "Seeds with final ≥ threshold",
+    f"Seeds holding ≥ threshold (last {_steps(HOLD_WINDOW)} steps)",
+    "Median steps to threshold",
+    "Training fps",
+    "fps / ceiling",
+    "Peak RSS (MiB)",
+]
 
 
 def reward_threshold(env_id: str) -> float | None:
-    """The return at which gymnasium considers ``env_id`` solved (``None`` for envs without one, as Pendulum)."""
+    """
+    The return at which gymnasium considers an env solved.
+
+    :param env_id: The gymnasium id of the env
+    :return: Its ``reward_threshold``; ``None`` for envs without one, as Pendulum
+    """
     return gym.spec(env_id).reward_threshold
 
 
 def final_return(result: dict[str, Any]) -> float | None:
-    """The mean return of the run's last evaluation (``None`` for the ceiling, which is not evaluated)."""
+    """
+    The mean return of a run's last evaluation.
+
+    :param result: The run's result
+    :return: ``None`` for the ceiling, which is not evaluated
+    """
     return result["curve"][-1][1] if result["curve"] else None
 
 
 def steps_to_threshold(result: dict[str, Any], threshold: float | None) -> float:
     """
-    The timesteps of the first evaluation at or above ``threshold``; ``inf`` if none is. The evaluation before
-    training is left out: an untrained policy can hold CartPole by chance, and that is not reached by learning.
+    The timesteps of the first evaluation at or above ``threshold``. The evaluation before training is left out: an
+    untrained policy can hold CartPole by chance, and that is not reached by learning.
+
+    :param result: The run's result
+    :param threshold: The env's threshold (``None`` for envs without one)
+    :return: ``inf`` if no evaluation is at or above ``threshold``, or there is none
     """
     if threshold is not None:
         for timesteps, mean_return, _ in result["curve"]:
@@ -97,25 +108,27 @@ def steps_to_threshold(result: dict[str, Any], threshold: float | None) -> float
 
 def holds_threshold(result: dict[str, Any], threshold: float | None, window: int = HOLD_WINDOW) -> bool | None:
     """
-    Whether every evaluation in the last ``window`` timesteps of the run is at or above ``threshold``.
+    Whether every evaluation in the last ``window`` timesteps of the run is at or above ``threshold``
+    (:func:`benchmarks.common.holds_threshold`).
 
     :param result: A run's result; its ``curve`` is a list of ``[timesteps, mean return, std return]``
     :param threshold: The env's threshold (``None`` for envs without one)
-    :param window: The evaluations at timesteps ≥ the final evaluation's − ``window`` count, the final one included.
-        The evaluation before training never does, even in a run shorter than ``window``: an untrained policy can hold
-        CartPole by chance (see :func:`steps_to_threshold`)
+    :param window: The evaluations at timesteps ≥ the final evaluation's − ``window`` count, the final one included,
+        the one before training never
     :return: ``None`` without a threshold or without evaluations (the ceiling); ``False`` for a run without an
         evaluation after training started
     """
     if threshold is None or not result["curve"]:
         return None
-    start = result["curve"][-1][0] - window
-    inside = [mean_return for timesteps, mean_return, _ in result["curve"] if timesteps > 0 and timesteps >= start]
-    return bool(inside) and all(mean_return >= threshold for mean_return in inside)
+    return common.holds_threshold([(timesteps, mean) for timesteps, mean, _ in result["curve"]], threshold, window)
 
 
 def run_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per run: its spec, and what it measured."""
+    """
+    The rows of ``runs.csv``: one per run, its spec and what it measured.
+
+    :param results: The results of the runs
+    """
     rows = []
     for result in results:
         spec = result["spec"]
@@ -141,10 +154,13 @@ def run_rows(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def summary_rows(results: list[dict[str, Any]], algorithms: list[str]) -> list[dict[str, Any]]:
     """
-    One row per env and algorithm (in the order of ``algorithms``), over the seeds that ran.
+    The rows of ``summary.csv``: one per env and algorithm (in the order of ``algorithms``), over the seeds that ran.
 
     Unreached thresholds count as infinitely late, so the median is empty when half of the seeds or more never
     reach it. ``fps_vs_ceiling`` divides by the median rate of the rollout-collection ceiling on the same env.
+
+    :param results: The results of the runs
+    :param algorithms: The algorithms, in table order
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for result in results:
@@ -186,43 +202,12 @@ def summary_rows(results: list[dict[str, Any]], algorithms: list[str]) -> list[d
     return rows
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: Iterable[str]) -> None:
-    """Write ``rows`` to ``path`` with a header; ``None`` becomes an empty cell."""
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
-
-
-def _steps(value: float) -> str:
-    return f"{value / 1000:g}k" if value >= 1000 else f"{value:g}"
-
-
-def markdown_grid(columns: list[str], rows: Iterable[list[str]]) -> str:
-    """
-    A markdown table.
-
-    :param columns: The column headers
-    :param rows: The cells of each row, already formatted
-    """
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def markdown_table(summary: list[dict[str, Any]]) -> str:
-    """The results table, one row per env and algorithm."""
-    columns = [
-        "Env (threshold, budget)",
-        "Algorithm",
-        "Final return (mean ± std)",
-        "Seeds with final ≥ threshold",
-        f"Seeds holding ≥ threshold (last {_steps(HOLD_WINDOW)} steps)",
-        "Median steps to threshold",
-        "Training fps",
-        "fps / ceiling",
-        "Peak RSS (MiB)",
-    ]
+    """
+    The results table of ``results.md``, one row per env and algorithm.
+
+    :param summary: The rows of :func:`summary_rows`
+    """
     rows = []
     for row in summary:
         threshold = "no threshold" if row["threshold"] is None else f"≥ {row['threshold']:g}"
@@ -239,7 +224,7 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
         ratio = "—" if row["fps_vs_ceiling"] is None else f"{row['fps_vs_ceiling']:.2f}"
         fps, rss = f"{row['fps_median']:.0f}", f"{row['peak_rss_mb_median']:.0f}"
         rows.append([env, row["algorithm"], final, above, holding, steps, fps, ratio, rss])
-    return markdown_grid(columns, rows)
+    return markdown_grid(TABLE_COLUMNS, rows)
 
 
 def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]], algorithms: list[str]) -> None:
@@ -252,10 +237,6 @@ def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]],
     :param results: The results of the runs on ``env_id``
     :param algorithms: The algorithms, in legend order
     """
-    # Imported here, so that the processes that only measure (and import this module for its helpers) do not carry it.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     figure = Figure(figsize=(7, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots()
@@ -282,7 +263,7 @@ def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]],
 
 def write_report(out_dir: Path, results: list[dict[str, Any]], algorithms: list[str], header: str) -> list[dict[str, Any]]:
     """
-    Write every output of the benchmark to ``out_dir``.
+    Write every output of the suite to ``out_dir``.
 
     :param out_dir: The output folder
     :param results: The results of the runs that finished

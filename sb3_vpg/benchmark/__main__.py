@@ -1,3 +1,0 @@
-from sb3_vpg.benchmark.cli import main
-
-main()
