@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "trial": "one VPG run with hyperparameters from the command line, evaluated as it trains",
     "defaults": "plain Eq. (4) on CartPole-v1 over learning rates and episodes per update",
     "tensorboard": "a screenshot of TensorBoard showing a VPG run's scalars",
-    "carry-over": "the share of learn() spent carrying unfinished episodes over",
+    "update-cost": "train() time as an episode ages, and the peak memory of an update of 1k to 32k frames",
 }
 
 

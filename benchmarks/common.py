@@ -211,16 +211,34 @@ def fresh_process_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     return concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1)
 
 
+def _status_mb(field: str) -> float | None:
+    """A memory line of Linux's ``/proc/self/status`` (``VmHWM``, ``VmRSS``), in MiB; ``None`` elsewhere."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return None
+    return int(next(line.split()[1] for line in status.read_text().splitlines() if line.startswith(f"{field}:"))) / 2**10
+
+
 def peak_rss_mb() -> float:
     """
     The peak resident memory of this process so far, in MiB: Linux's ``VmHWM``, the high-water mark of this process's
     own memory. ``ru_maxrss`` would not do on Linux: a spawned process starts with its parent's peak, kept across exec.
     """
-    status = Path("/proc/self/status")
-    if status.exists():
-        high_water_kib = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
-        return int(high_water_kib) / 2**10
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # bytes on macOS
+    peak = _status_mb("VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20 if peak is None else peak  # bytes on macOS
+
+
+def rss_mb() -> float:
+    """The resident memory of this process now, in MiB (Linux's ``VmRSS``)."""
+    rss = _status_mb("VmRSS")
+    if rss is None:
+        raise RuntimeError("rss_mb reads /proc/self/status: Linux only")
+    return rss
+
+
+def reset_peak_rss() -> None:
+    """Make the peak resident memory (``VmHWM``) the memory resident now, so that a later peak is that of what follows."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 class StepTimer(VecEnvWrapper):

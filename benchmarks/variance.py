@@ -27,8 +27,9 @@ from torch.nn import functional as F
 
 from benchmarks.common import add_seed_argument, markdown_grid
 from sb3_vpg import VPG
-from sb3_vpg.enumerable_mdp import all_trajectories, expected_gradient, make_enumerable_mdp
-from sb3_vpg.estimators import reward_to_go
+from sb3_vpg.envs import make_enumerable_mdp
+from sb3_vpg.estimators import estimator_for
+from tests.exact_gradient import all_trajectories, expected_gradient
 
 #: The estimators compared, from Eq. (4) to Spinning Up's VPG, as VPG's options.
 ESTIMATORS: dict[str, dict[str, Any]] = {
@@ -43,8 +44,6 @@ ESTIMATORS: dict[str, dict[str, Any]] = {
         reward_to_go=True, baseline="value", gae_lambda=0.97, normalize_advantage=True
     ),
 }
-OPTIONS = ("reward_to_go", "baseline", "gae_lambda", "normalize_advantage")
-DEFAULTS = dict(reward_to_go=False, baseline=None, gae_lambda=1.0, normalize_advantage=False)
 MDP_HORIZON = 3
 
 
@@ -55,6 +54,19 @@ def actor_parameters(policy: ActorCriticPolicy) -> list[th.nn.Parameter]:
     :param policy: VPG's policy
     """
     return [*policy.mlp_extractor.policy_net.parameters(), *policy.action_net.parameters()]
+
+
+def use_options(model: VPG, options: dict[str, Any]) -> None:
+    """
+    Give the model the estimator that VPG's keywords ``options`` select, as its setup would.
+
+    :param model: The model
+    :param options: ``reward_to_go``, ``baseline``, ``gae_lambda`` and ``normalize_advantage``, VPG's defaults for
+        those not given
+    """
+    model.estimator = estimator_for(options.get("reward_to_go", False), options.get("baseline"))
+    model.rollout_buffer.gae_lambda = options.get("gae_lambda", 1.0)
+    model.normalize_advantage = options.get("normalize_advantage", False)
 
 
 def start_collecting(model: VPG) -> BaseCallback:
@@ -91,11 +103,12 @@ def fit_value(model: VPG, callback: BaseCallback, n_batches: int, n_iterations: 
     :return: The explained variance on the held-out steps
     """
     observations, targets = [], []
+    buffer = model.rollout_buffer
     for _ in range(n_batches):
         collect_batch(model, callback)
-        batch = model.rollout_buffer.complete_episodes()
-        observations.append(batch.observations)
-        targets.append(reward_to_go(batch.rewards, batch.dones, model.gamma)[batch.mask])
+        observations.append(next(buffer.observation_chunks()))
+        targets.append(buffer.returns[: buffer.pos].copy())
+        buffer.discard_batch()
     inputs = th.cat(observations)  # type: ignore[arg-type]
     target = th.as_tensor(np.concatenate(targets), dtype=th.float32)
     n_fit = 4 * len(target) // 5
@@ -129,8 +142,7 @@ def sample_gradients(model: VPG, callback: BaseCallback, n_batches: int) -> dict
         collected = model.rollout_buffer
         for name, options in ESTIMATORS.items():
             model.rollout_buffer = copy.deepcopy(collected)
-            for option in OPTIONS:
-                setattr(model, option, options.get(option, DEFAULTS[option]))
+            use_options(model, options)
             before = th.cat([p.detach().flatten() for p in actor])
             model.train()
             gradients[name].append((th.cat([p.detach().flatten() for p in actor]) - before).double().numpy())

@@ -37,6 +37,9 @@ from sb3_vpg.type_aliases import DictEpisodeRolloutBufferSamples, EpisodeRollout
 #: Default cap on the length of one episode: past it, collection stops with an error instead of growing forever.
 MAX_EPISODE_STEPS = 100_000
 
+#: The most rows per env allocated at first: every store grows (doubling) as it needs to.
+INITIAL_ROWS = 1024
+
 Observations = np.ndarray | dict[str, np.ndarray]
 
 
@@ -103,7 +106,8 @@ class EpisodeRolloutBuffer(RolloutBuffer):
     """
     Rollout buffer that hands out whole episodes only (see the module docstring).
 
-    :param buffer_size: Rows allocated per env at first (SB3 passes ``n_steps``); every store grows as needed
+    :param buffer_size: Rows allocated per env at first (SB3 passes ``n_steps``), at most :data:`INITIAL_ROWS`; every
+        store grows as needed
     :param observation_space: Observation space
     :param action_space: Action space
     :param device: PyTorch device of the samples
@@ -129,7 +133,9 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         max_episode_steps: int = MAX_EPISODE_STEPS,
     ):
         self.max_episode_steps = max_episode_steps
-        super().__init__(max(buffer_size, 1), observation_space, action_space, device, gae_lambda, gamma, n_envs)
+        super().__init__(
+            min(max(buffer_size, 1), INITIAL_ROWS), observation_space, action_space, device, gae_lambda, gamma, n_envs
+        )
 
     def reset(self) -> None:
         """Forget everything: the batch, the running episodes and the count of dropped episodes."""
@@ -167,6 +173,18 @@ class EpisodeRolloutBuffer(RolloutBuffer):
     def n_running_steps(self) -> int:
         """The steps of the running episodes that the buffer holds, waiting for their episode to end."""
         return int(self._running.lengths[self._running.holds].sum())
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the buffer's arrays take (the batch's room, and each env's room for its running episode)."""
+        stores: list[tuple[Observations, np.ndarray, np.ndarray]] = [
+            (self.observations, self.actions, self.rewards),
+            *((steps.observations, steps.actions, steps.rewards) for steps in self._env_steps),
+        ]
+        arrays = [self.returns, self.episode_starts, self.advantages]
+        for observations, actions, rewards in stores:
+            arrays += [array for _, array in _items(observations)] + [actions, rewards]
+        return sum(array.nbytes for array in arrays)
 
     @property
     def episode_returns(self) -> np.ndarray:
@@ -271,7 +289,8 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         self.rewards[rows] = steps.rewards[first:end]
         last = np.zeros(end - first)
         last[-1] = 1.0
-        self.returns[rows] = reward_to_go(steps.rewards[first:end], last, self.gamma)
+        with np.errstate(over="ignore"):  # a return beyond float32 is reported, with the remedies, by compute_advantages
+            self.returns[rows] = reward_to_go(steps.rewards[first:end], last, self.gamma)
         self.episode_starts[rows] = 0.0
         self.episode_starts[row] = 1.0
         return rows.stop

@@ -31,8 +31,8 @@ SelfVPG = TypeVar("SelfVPG", bound="VPG")
 DEFAULT_N_EPISODES = 8
 
 #: Observations (as the float32 the networks take) per chunk of the update when ``chunk_size`` is not given:
-#: 64 MiB, so a batch of vectors is one chunk and a batch of 84×84×4 frames is cut every 594 steps.
-CHUNK_BYTES = 64 * 2**20
+#: 32 MiB, so a batch of vectors is one chunk and a batch of 84×84×4 frames is cut every 297 steps.
+CHUNK_BYTES = 32 * 2**20
 
 
 class VPG(OnPolicyAlgorithm):
@@ -319,6 +319,9 @@ class VPG(OnPolicyAlgorithm):
             return self.policy.unscale_action(actions)
         return np.clip(actions, self.action_space.low, self.action_space.high)
 
+    # Gradients are enabled here, not assumed: an interrupt as a `with th.no_grad()` block ends can skip its __exit__
+    # (CPython, bpo-29988) and leave them off.
+    @th.enable_grad()
     def train(self) -> None:
         """
         One gradient step on Eq. (4) (or its opt-in variance reductions) over the complete episodes collected. The

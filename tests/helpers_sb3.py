@@ -203,20 +203,19 @@ class RecordedBatch(NamedTuple):
 
 def record_batches(model: VPG) -> list[RecordedBatch]:
     """
-    Keep every batch an update trains on: the buffer's real ``compute_advantages`` runs, then the batch it weighted
-    (all of ``get()``'s samples at once) is recorded.
+    Keep every batch an update trains on: recorded (all of ``get()``'s samples at once) when the update, its step
+    taken, discards it with the buffer's real ``discard_batch``; an update that fails before never discards.
     """
     batches: list[RecordedBatch] = []
     buffer = model.rollout_buffer
-    compute_advantages = buffer.compute_advantages
+    discard_batch = buffer.discard_batch
 
-    def recording(*args: Any, **kwargs: Any) -> None:
-        compute_advantages(*args, **kwargs)
+    def recording() -> None:
         rows = slice(0, buffer.pos)
         samples = next(buffer.get())
-        batches.append(
-            RecordedBatch(*samples, buffer.rewards[rows].copy(), buffer.episode_starts[rows].copy(), buffer.n_episodes)
-        )
+        batch = RecordedBatch(*samples, buffer.rewards[rows].copy(), buffer.episode_starts[rows].copy(), buffer.n_episodes)
+        discard_batch()
+        batches.append(batch)
 
-    buffer.compute_advantages = recording  # type: ignore[method-assign]
+    buffer.discard_batch = recording  # type: ignore[method-assign]
     return batches

@@ -13,7 +13,7 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_vpg import VPG
-from sb3_vpg.enumerable_mdp import make_enumerable_mdp
+from sb3_vpg.envs import make_enumerable_mdp
 
 HORIZON = 3
 EPISODES_PER_UPDATE = 2

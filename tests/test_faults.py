@@ -1,11 +1,18 @@
 """Faults during learn: env exceptions, non-finite env data, KeyboardInterrupt; the model stays usable after each."""
 
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
 import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+import sb3_vpg
 from sb3_vpg import VPG
 from tests.helpers_sb3 import (
     TINY_MULTI_INPUT_POLICY,
@@ -16,6 +23,7 @@ from tests.helpers_sb3 import (
     record_batches,
     same_parameters,
 )
+from tests.scripted_episodes import ScriptedEpisodes
 
 
 class EnvCrashed(Exception):
@@ -160,3 +168,154 @@ def test_keyboard_interrupt_inside_env_step(tmp_path) -> None:
     model.save(tmp_path / "vpg")
     model.learn(16)
     assert model.num_timesteps == 16 and model._n_updates == 2
+
+
+#: Two envs whose episodes last 2 to 5 steps, so that rollouts of 4 steps end inside episodes.
+SCRIPTS = [[[1.0] * 3, [1.0] * 5], [[1.0] * 2, [2.0] * 4]]
+PACKAGE = str(Path(sb3_vpg.__file__).parent)
+
+
+class InterruptAtLine:
+    """
+    A ``sys.settrace`` hook that counts the lines of sb3_vpg's own code as they run and raises KeyboardInterrupt,
+    as a Ctrl-C would, before the ``at``-th; with ``at=None`` it only counts.
+
+    :param at: The line (1-based, in the order they run) at which to interrupt
+    """
+
+    def __init__(self, at: int | None) -> None:
+        self.at = at
+        self.count = 0
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
+        return self.line if frame.f_code.co_filename.startswith(PACKAGE) else None
+
+    def line(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            self.count += 1
+            if self.count == self.at:
+                raise KeyboardInterrupt(f"line {frame.f_code.co_filename}:{frame.f_lineno}")
+        return self.line
+
+
+def scripted_model() -> tuple[VPG, list]:
+    """VPG with every part of an update (GAE against a learned V, value steps) after one update of 2 × 4 steps."""
+    env = DummyVecEnv([lambda tag=tag: ScriptedEpisodes(SCRIPTS[tag], tag=tag) for tag in range(len(SCRIPTS))])
+    options = dict(reward_to_go=True, baseline="value", gae_lambda=0.9, normalize_advantage=True, n_value_steps=1)
+    model = VPG("MlpPolicy", env, n_steps=4, policy_kwargs=dict(net_arch=[4]), seed=0, **options)
+    batches = record_batches(model)
+    model.learn(8)
+    return model, batches
+
+
+def traced_learn(model: VPG, tracer: InterruptAtLine) -> None:
+    """The model's next rollout and update, 2 × 4 steps, traced."""
+    sys.settrace(tracer)
+    try:
+        model.learn(8, reset_num_timesteps=False)
+    finally:
+        sys.settrace(None)
+
+
+def assert_whole_episodes_once(batches: list) -> None:
+    """Every batch holds whole episodes (steps 0..L−1 of one env's episode, L its scripted length), none twice."""
+    seen: set[tuple[int, int]] = set()
+    for batch in batches:
+        steps: dict[tuple[int, int], list[int]] = {}
+        for tag, episode, t in batch.observations.numpy().astype(int):
+            steps.setdefault((tag, episode), []).append(t)
+        assert batch.n_episodes == len(steps)
+        for (tag, episode), ts in steps.items():
+            script = SCRIPTS[tag]
+            assert ts == list(range(len(script[episode % len(script)]))), (tag, episode, ts)
+            assert (tag, episode) not in seen, (tag, episode)
+            seen.add((tag, episode))
+
+
+@pytest.mark.exhaustive
+def test_interrupt_at_every_line_of_a_rollout_and_update_leaves_the_state_before_or_after() -> None:
+    """
+    A KeyboardInterrupt at each line that sb3_vpg runs in one rollout and update (collection, ``env.step`` to the end
+    of ``add``, the update to the end of ``train()``), one line per run. After each: the policy is the one before the
+    update or the one after it (never a half-written step) and the update count says which; learning on, every batch
+    holds whole episodes, none twice, and the model updates again.
+    """
+    reference, _ = scripted_model()
+    before = parameters_of(reference)
+    counter = InterruptAtLine(None)
+    traced_learn(reference, counter)
+    after = parameters_of(reference)
+    assert reference._n_updates == 2 and not same_parameters(before, after)
+
+    try:
+        for at in range(1, counter.count + 1):
+            model, batches = scripted_model()
+            with pytest.raises(KeyboardInterrupt):
+                traced_learn(model, InterruptAtLine(at))
+            updated = model._n_updates == 2
+            assert same_parameters(parameters_of(model), after if updated else before), at
+            assert updated or model._n_updates == 1, at
+
+            model.learn(24, reset_num_timesteps=False)
+            assert model._n_updates >= 3, at
+            assert_whole_episodes_once(batches)
+    finally:
+        th.set_grad_enabled(True)
+
+
+def counting_venv_model(n_envs: int = 2) -> VPG:
+    env = DummyVecEnv([lambda i=i: CountingEnv(ep_length=5, index=i) for i in range(n_envs)])
+    return VPG("MlpPolicy", env, n_steps=4, policy_kwargs=TINY_POLICY, seed=0)
+
+
+def assert_whole_counting_episodes(batches: list) -> None:
+    """Every batch of CountingEnv steps holds whole 5-step episodes (steps 0..4 of one env's episode), none twice."""
+    seen: set[tuple[int, int]] = set()
+    for batch in batches:
+        episodes = batch.observations.numpy().astype(int).reshape(-1, 5, 3)
+        assert len(episodes) == batch.n_episodes
+        for episode in episodes:
+            assert (episode[:, :2] == episode[0, :2]).all() and (episode[:, 2] == np.arange(5)).all(), episode
+            assert tuple(episode[0, :2]) not in seen
+            seen.add(tuple(episode[0, :2]))
+
+
+@pytest.mark.parametrize(
+    "resume, n_dropped",
+    [
+        # load without a reset: each env is 3 steps into an episode whose start the new buffer never got: dropped.
+        (lambda model, path: VPG.load(path, env=model.get_env(), force_reset=False), 2),
+        # load with the reset SB3 does by default: new episodes from their first step, nothing to drop.
+        (lambda model, path: VPG.load(path, env=model.get_env()), 0),
+        # set_env with a reset: the buffer held 3 steps of each env's running episode; the reset cuts them: dropped.
+        (lambda model, path: model.set_env(model.get_env()) or model, 2),
+        # set_env without a reset, the same envs: the running episodes go on, whole.
+        (lambda model, path: model.set_env(model.get_env(), force_reset=False) or model, 0),
+    ],
+    ids=["load-without-reset", "load", "set_env", "set_env-without-reset"],
+)
+def test_resumed_model_never_trains_an_episode_whose_start_it_lost(tmp_path, resume: Callable, n_dropped: int) -> None:
+    """
+    Saved or re-attached after 8 steps of 5-step episodes (each env 3 steps into its 2nd episode), then learning on:
+    every batch holds whole episodes, and a running episode whose start the buffer lost is dropped, whole, and counted.
+    """
+    model = counting_venv_model()
+    model.learn(16)
+    model.save(tmp_path / "vpg")
+    resumed = resume(model, tmp_path / "vpg")
+    batches = record_batches(resumed)
+    resumed.learn(40, reset_num_timesteps=False)
+    assert resumed._n_updates >= 4
+    assert_whole_counting_episodes(batches)
+    assert resumed.rollout_buffer.n_dropped_episodes == resumed.logger.name_to_value["train/n_dropped_episodes"]
+    assert resumed.rollout_buffer.n_dropped_episodes == n_dropped
+
+
+def test_learn_with_reset_drops_the_running_episodes_and_keeps_the_complete_ones() -> None:
+    """``learn()`` resets the envs (reset_num_timesteps=True): running episodes are dropped and counted."""
+    model = counting_venv_model()
+    model.learn(16)  # 3 steps of each env's 2nd episode running
+    batches = record_batches(model)
+    model.learn(40)
+    assert model.rollout_buffer.n_dropped_episodes == 2
+    assert_whole_counting_episodes(batches)

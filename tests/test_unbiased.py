@@ -1,7 +1,8 @@
 """
 The Policy Gradient Theorem, checked numerically: the mean of many independent VPG updates equals the exact ∇J(θ).
 
-On :mod:`sb3_vpg.enumerable_mdp`, J(θ) = Σ_τ P(τ|θ) R(τ) and its gradient come from autograd over every trajectory.
+On :class:`~sb3_vpg.envs.EnumerableMDP`, J(θ) = Σ_τ P(τ|θ) R(τ) and its gradient come from autograd over every
+trajectory (:mod:`tests.exact_gradient`).
 VPG runs with plain SGD at learning rate 1, so each update's parameter change *is* its gradient estimate ĝ = −∇Loss;
 θ is put back before every rollout, so all updates start from the same θ. Their mean must match ∇J within
 ``Z_TOLERANCE`` standard errors in every component — and the test must be able to tell Eq. (4) from its look-alikes:
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from sb3_vpg.enumerable_mdp import all_trajectories, expected_gradient, trajectory_probabilities
+from tests.exact_gradient import all_trajectories, expected_gradient, trajectory_probabilities
 from tests.policy_gradient_sampling import (
     EPISODES_PER_UPDATE,
     HORIZON,

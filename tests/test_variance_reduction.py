@@ -1,5 +1,6 @@
 """
-The opt-in variance reductions against exact expectations on the enumerable MDP (:mod:`sb3_vpg.enumerable_mdp`).
+The opt-in variance reductions against exact expectations on :class:`~sb3_vpg.envs.EnumerableMDP`
+(:mod:`tests.exact_gradient`).
 
 The machinery is that of ``test_unbiased.py`` (:mod:`tests.policy_gradient_sampling`): many SGD updates at learning
 rate 1 from the same θ, their mean against an expectation enumerated over every trajectory — here, for batch-
@@ -16,13 +17,12 @@ import pytest
 import torch as th
 
 from sb3_vpg import VPG
-from sb3_vpg.enumerable_mdp import (
-    N_STATES,
+from sb3_vpg.envs import N_STATES, make_enumerable_mdp
+from tests.exact_gradient import (
     Trajectory,
     all_trajectories,
     expected_gradient,
     expected_step_gradient,
-    make_enumerable_mdp,
     trajectory_probabilities,
 )
 from tests.policy_gradient_sampling import HORIZON, Z_LOOKALIKE, Z_TOLERANCE, mean_update, sgd_model

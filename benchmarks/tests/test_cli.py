@@ -1,5 +1,5 @@
 """
-``python -m benchmarks``: every subcommand's options, and ``trial`` and ``carry-over`` run for a few thousand steps on
+``python -m benchmarks``: every subcommand's options, and ``trial`` and ``update-cost`` run for a few thousand steps on
 real envs in a process of their own: they finish, and what they print is well formed and consistent.
 """
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.cli import SUBCOMMANDS, main, parse_args
+from benchmarks.tests.outputs import read_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,10 +67,20 @@ def test_trial_prints_an_evaluation_every_eval_every_steps() -> None:
 
 
 @pytest.mark.integration
-def test_carry_over_prints_a_share_of_learn() -> None:
-    output = run_command("carry-over", "--envs", "CartPole-v1", "--n-envs", "1", "4", "--steps", "4096")
-    rows = re.findall(r"^\| CartPole-v1 \| (\d+) \| (\d+) \| (\S+) \| (\S+) \| (\S+)% \|$", output, flags=re.MULTILINE)
-    assert [(int(n_envs), int(n_steps)) for n_envs, n_steps, *_ in rows] == [(1, 2048), (4, 512)]
-    for _, _, total, bookkeeping, share in rows:
-        assert 0 < float(bookkeeping) < float(total)
-        assert abs(float(share) - 100 * float(bookkeeping) / float(total)) < 0.1
+def test_update_cost_times_the_updates_and_measures_their_memory(tmp_path) -> None:
+    output = run_command(
+        "update-cost",
+        *("--n-envs", "4", "--long-episode", "400", "--short-episode", "10"),
+        *("--batch-steps", "1024", "--whole-up-to", "1024", "--out", str(tmp_path)),
+    )
+    ages = re.findall(
+        r"^\| (first|last) tenth \| (\d+)–(\d+) \| (\d+) \| (\d+) \| (\S+) \| (\S+) \|$", output, flags=re.MULTILINE
+    )
+    assert [(name, int(first), int(last)) for name, first, last, *_ in ages] == [("first", 10, 40), ("last", 370, 399)]
+    for *_, updates, batch, train_ms, buffer_mb in ages:
+        assert int(updates) == 4 and int(batch) == 30 and float(train_ms) > 0 and float(buffer_mb) > 0
+    memory = re.findall(r"^\| 1024 \| (in chunks \(default\)|one pass) \| (\d+) \| (\d+) \|", output, flags=re.MULTILINE)
+    assert [(way, int(chunk)) for way, chunk, _ in memory] == [("in chunks (default)", 297), ("one pass", 1024)]
+    assert all(int(peak) > 0 for *_, peak in memory)
+    times = read_csv(tmp_path / "update_times.csv", ("long_episode_age", "batch_steps", "train_ms", "buffer_kib"))
+    assert len(times) == 40 and (tmp_path / "update-cost.md").is_file()  # every 10 steps, and at the budget, 399

@@ -1,60 +1,16 @@
 """
-An MDP small enough to enumerate every trajectory, and the exact objective J(θ) = Σ_τ P(τ|θ) R(τ) over it.
-
-Three states, two actions, stochastic transitions, an absorbing end reached with some probability (termination)
-and a short horizon H enforced by gymnasium's ``TimeLimit`` (truncation). With at most (3·2)^H trajectories,
-J(θ) and its exact gradient come from autograd over all of them: the ground truth against which the
-policy-gradient estimators are checked (the Policy Gradient Theorem, numerically).
+The exact policy gradient on :class:`~sb3_vpg.envs.EnumerableMDP`: every trajectory, its probability P(τ|θ) as a
+differentiable function of the policy's parameters, and the exact expectation of an estimator, by autograd over all
+of them. The ground truth of the unbiasedness and variance-reduction tests.
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import gymnasium as gym
-import numpy as np
 import torch as th
-from gymnasium import spaces
-from gymnasium.wrappers import TimeLimit
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-N_STATES = 3
-N_ACTIONS = 2
-#: TRANSITIONS[s, a] = probabilities of the next state 0, 1, 2, or of the end of the episode (last column).
-TRANSITIONS = np.array(
-    [
-        [[0.2, 0.5, 0.3, 0.0], [0.0, 0.3, 0.4, 0.3]],
-        [[0.5, 0.0, 0.3, 0.2], [0.1, 0.6, 0.0, 0.3]],
-        [[0.3, 0.3, 0.2, 0.2], [0.0, 0.0, 0.5, 0.5]],
-    ]
-)
-#: REWARDS[s, a] = reward of taking action a in state s.
-REWARDS = np.array([[1.0, -0.5], [2.0, 0.0], [-1.0, 3.0]])
-END = N_STATES
-
-
-class EnumerableMDP(gym.Env):
-    """The MDP of :data:`TRANSITIONS` and :data:`REWARDS`, starting in state 0; observations are the state index."""
-
-    observation_space = spaces.Discrete(N_STATES)
-    action_space = spaces.Discrete(N_ACTIONS)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict]:
-        super().reset(seed=seed)
-        self.state = 0
-        return self.state, {}
-
-    def step(self, action: int) -> tuple[int, float, bool, bool, dict]:
-        reward = REWARDS[self.state, action]
-        next_state = int(self.np_random.choice(N_STATES + 1, p=TRANSITIONS[self.state, action]))
-        terminated = next_state == END
-        # The observation after the end is never acted on: any state does.
-        self.state = 0 if terminated else next_state
-        return self.state, float(reward), terminated, False, {}
-
-
-def make_enumerable_mdp(horizon: int = 3) -> gym.Env:
-    """:class:`EnumerableMDP` truncated after ``horizon`` steps by gymnasium's ``TimeLimit``."""
-    return TimeLimit(EnumerableMDP(), max_episode_steps=horizon)
+from sb3_vpg.envs import END, N_ACTIONS, N_STATES, REWARDS, TRANSITIONS
 
 
 class Trajectory(NamedTuple):
@@ -102,7 +58,7 @@ def action_probabilities(policy: ActorCriticPolicy) -> th.Tensor:
 
 
 def trajectory_probabilities(policy: ActorCriticPolicy, trajectories: list[Trajectory]) -> th.Tensor:
-    """P(τ|θ) = Π_t p(s_{t+1}|s_t, a_t) π_θ(a_t|s_t) for each trajectory (Eq. 2 of the lecture), differentiable in θ."""
+    """P(τ|θ) = Π_t p(s_{t+1}|s_t, a_t) π_θ(a_t|s_t) for each trajectory, differentiable in θ."""
     probabilities = action_probabilities(policy)
     return th.stack(
         [
