@@ -16,12 +16,13 @@ import os
 import platform
 import resource
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -282,11 +283,24 @@ def step_without_learning(model: BaseAlgorithm, n_steps: int) -> dict[str, Any]:
     start = time.perf_counter()
     while steps < n_steps:
         with th.no_grad():
-            actions, _, _ = model.policy(obs_as_tensor(obs, model.device))
+            actions, _, _ = model.policy(obs_as_tensor(obs, model.device))  # type: ignore[arg-type]
         obs, _, _, _ = env.step(model._env_actions(actions.cpu().numpy()))  # type: ignore[attr-defined]
         steps += env.num_envs
     seconds = time.perf_counter() - start
     return {"timesteps": steps, "fps": steps / seconds, "train_seconds": seconds, "eval_seconds": 0.0, "curve": []}
+
+
+def deterministic_return(model: BaseAlgorithm, env: VecEnv | gym.Env, n_episodes: int) -> tuple[float, float]:
+    """
+    The mean and standard deviation of the return of the model's deterministic policy over ``n_episodes`` episodes.
+
+    :param model: The model
+    :param env: The evaluation env
+    :param n_episodes: Episodes to play
+    """
+    mean, std = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True)
+    assert isinstance(mean, float) and isinstance(std, float)
+    return mean, std
 
 
 class DeterministicEvaluation(BaseCallback):
@@ -341,8 +355,8 @@ class DeterministicEvaluation(BaseCallback):
     def _evaluate(self) -> None:
         start = time.perf_counter()
         sync_envs_normalization(self.training_env, self.eval_env)
-        mean, std = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes, deterministic=True)
-        self.curve.append([self.num_timesteps, float(mean), float(std)])
+        mean, std = deterministic_return(self.model, self.eval_env, self.n_eval_episodes)
+        self.curve.append([self.num_timesteps, mean, std])
         self.seconds += time.perf_counter() - start
         if self.verbose >= 1:
             episodes = self.model.ep_info_buffer
@@ -352,7 +366,7 @@ class DeterministicEvaluation(BaseCallback):
             print(line, flush=True)
 
 
-def holds_threshold(curve: list[tuple[float, float]], threshold: float, window: int = HOLD_WINDOW) -> bool:
+def holds_threshold(curve: Sequence[tuple[float, float]], threshold: float, window: int = HOLD_WINDOW) -> bool:
     """
     Whether every evaluation in the last ``window`` timesteps of a run is at or above ``threshold``.
 

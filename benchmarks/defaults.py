@@ -15,9 +15,16 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3.common.evaluation import evaluate_policy
 
-from benchmarks.common import EVAL_EPISODES, EVAL_SEED_OFFSET, HOLD_WINDOW, holds_threshold, markdown_header, markdown_row
+from benchmarks.common import (
+    EVAL_EPISODES,
+    EVAL_SEED_OFFSET,
+    HOLD_WINDOW,
+    deterministic_return,
+    holds_threshold,
+    markdown_header,
+    markdown_row,
+)
 from sb3_vpg import VPG
 
 ENV_ID = "CartPole-v1"
@@ -59,8 +66,7 @@ def run(learning_rate: float, n_episodes: int, seed: int, budget: int, eval_ever
     curve = []
     while model.num_timesteps < budget:
         model.learn(eval_every, reset_num_timesteps=model.num_timesteps == 0)
-        mean_return, _ = evaluate_policy(model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True)
-        curve.append((model.num_timesteps, float(mean_return)))
+        curve.append((model.num_timesteps, deterministic_return(model, eval_env, EVAL_EPISODES)[0]))
     return curve
 
 

@@ -135,7 +135,8 @@ def main(args: argparse.Namespace) -> None:
         try:
             wait_for_scalars(url, timeout=120)
             page = f"{url}/?darkMode=false#scalars&tagFilter={urllib.parse.quote(args.tag_filter, safe='')}"
-            screenshot(page, args.out, *args.size, args.chromium, args.render_ms)
+            width, height = args.size
+            screenshot(page, args.out, width, height, args.chromium, args.render_ms)
         finally:
             tensorboard.terminate()
             tensorboard.wait(timeout=30)

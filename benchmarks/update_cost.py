@@ -17,6 +17,7 @@ What an update costs as batches and episodes grow: ``python -m benchmarks update
 
 import argparse
 import time
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -91,9 +92,7 @@ def update_times(args: argparse.Namespace) -> list[dict[str, Any]]:
     """
     th.set_num_threads(1)
     lengths = [args.long_episode] + [args.short_episode] * (args.n_envs - 1)
-    env = DummyVecEnv(
-        [lambda length=length, i=i: FixedLengthEpisodes(length, seed=args.seed + i) for i, length in enumerate(lengths)]
-    )
+    env = DummyVecEnv([partial(FixedLengthEpisodes, length, seed=args.seed + i) for i, length in enumerate(lengths)])
     model = VPG("MlpPolicy", env, n_steps=args.short_episode, seed=args.seed)
     rows: list[dict[str, Any]] = []
     train = model.train
@@ -132,7 +131,9 @@ def update_memory(batch_steps: int, chunk_size: int | None, seed: int) -> dict[s
     model.set_logger(configure(None, []))
     buffer = model.rollout_buffer
     rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 256, size=(64, MEMORY_N_ENVS, *model.observation_space.shape), dtype=np.uint8)
+    frame_shape = model.observation_space.shape
+    assert frame_shape is not None
+    frames = rng.integers(0, 256, size=(64, MEMORY_N_ENVS, *frame_shape)).astype(np.uint8)
     for step in range(batch_steps // MEMORY_N_ENVS):
         t = step % MEMORY_EPISODE_STEPS
         starts, dones = np.full(MEMORY_N_ENVS, t == 0), np.full(MEMORY_N_ENVS, t == MEMORY_EPISODE_STEPS - 1)

@@ -192,6 +192,7 @@ def cartpole_model(n_episodes: int, seed: int, pretrain_timesteps: int) -> tuple
     trained = VPG("MlpPolicy", "CartPole-v1", seed=seed).learn(pretrain_timesteps)
     model = sgd_model("CartPole-v1", n_episodes, seed, net_arch=None)
     model.policy.load_state_dict(trained.policy.state_dict())
+    assert trained.ep_info_buffer is not None
     return model, float(np.mean([info["l"] for info in trained.ep_info_buffer]))
 
 

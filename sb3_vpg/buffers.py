@@ -232,9 +232,9 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         holds = starts_flags | before.holds
         lengths = np.where(starts_flags, 1, before.lengths + 1)
         if lengths.max() > self.max_episode_steps:
-            env = int(lengths.argmax())
+            longest = int(lengths.argmax())
             raise RuntimeError(
-                f"The episode running in env {env} has lasted more than max_episode_steps={self.max_episode_steps} "
+                f"The episode running in env {longest} has lasted more than max_episode_steps={self.max_episode_steps} "
                 "steps without ending. VPG trains on whole episodes only and keeps every step until its episode ends: "
                 "give the env a time limit (gymnasium.wrappers.TimeLimit) or raise max_episode_steps."
             )
@@ -242,18 +242,18 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         starts = np.where(starts_flags, np.where(cut, stored_ends, 0), before.starts)
         ends = starts + lengths
         for env in np.flatnonzero(holds):
-            steps = self._env_steps[env]
-            steps.reserve(ends[env])
+            steps, last = self._env_steps[env], int(ends[env]) - 1
+            steps.reserve(last + 1)
             for key, array in _items(steps.observations):
-                array[ends[env] - 1] = observations[key][env]
-            steps.actions[ends[env] - 1] = actions[env]
-            steps.rewards[ends[env] - 1] = rewards[env]
+                array[last] = observations[key][env]
+            steps.actions[last] = actions[env]
+            steps.rewards[last] = rewards[env]
 
         finished = np.flatnonzero(dones & holds)
         row = self.pos
         self._reserve_batch(row + int(lengths[finished].sum()))
         for env in finished:
-            row = self._append_episode(row, self._env_steps[env], starts[env], ends[env])
+            row = self._append_episode(row, self._env_steps[env], int(starts[env]), int(ends[env]))
 
         # An episode cut short by a reset, or one whose first step the buffer never held, is dropped, whole.
         n_dropped = int(np.count_nonzero(cut)) + int(np.count_nonzero(dones & ~holds))
@@ -382,7 +382,9 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         return self.to_torch(self.observations[rows])
 
 
-class DictEpisodeRolloutBuffer(EpisodeRolloutBuffer, DictRolloutBuffer):
+# SB3's DictRolloutBuffer types its observations and methods for Dict observations only; EpisodeRolloutBuffer's take
+# both kinds, which mypy reports as a conflict of the two bases.
+class DictEpisodeRolloutBuffer(EpisodeRolloutBuffer, DictRolloutBuffer):  # type: ignore[misc]
     """:class:`EpisodeRolloutBuffer` for Dict observations (a :class:`DictRolloutBuffer`, as SB3 expects of one)."""
 
     samples_class = DictEpisodeRolloutBufferSamples

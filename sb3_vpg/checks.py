@@ -61,7 +61,7 @@ def refuse_keywords(keywords: dict[str, Any]) -> None:
 
 def _is_count(value: Any, minimum: int) -> bool:
     """Whether ``value`` is an integer (not a bool) of at least ``minimum``."""
-    return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= minimum
+    return not isinstance(value, bool) and isinstance(value, int | np.integer) and bool(value >= minimum)
 
 
 def check_arguments(
@@ -91,9 +91,9 @@ def check_arguments(
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     if not callable(learning_rate) and not learning_rate >= 0:
         raise ValueError(f"learning_rate must be a non-negative number or a schedule, got {learning_rate!r}.")
-    for name, value in (("gamma", gamma), ("gae_lambda", gae_lambda)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value!r}.")
+    for name, fraction in (("gamma", gamma), ("gae_lambda", gae_lambda)):
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {fraction!r}.")
     estimator = estimator_for(reward_to_go, baseline)
     if n_episodes is not None and n_episodes < estimator.min_episodes:
         raise ValueError(

@@ -211,8 +211,8 @@ class VPG(OnPolicyAlgorithm):
             specs = self.env.get_attr("spec") if self.env is not None else [None]
         except AttributeError:
             specs = [None]
-        limits = [getattr(spec, "max_episode_steps", None) for spec in specs]
-        if None in limits:
+        limits = [limit for spec in specs if (limit := getattr(spec, "max_episode_steps", None)) is not None]
+        if len(limits) < len(specs):
             return self.max_episode_steps
         return min(max(limits), self.max_episode_steps)
 
@@ -287,13 +287,13 @@ class VPG(OnPolicyAlgorithm):
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 # Through forward(), what torch.compile wraps; log π(a_t|s_t) and V(s_t) are recomputed at update time.
                 actions, _, _ = self.policy(obs_tensor)
-            actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))
+            actions = actions.cpu().numpy()
 
             try:
                 new_obs, rewards, dones, infos = env.step(self._env_actions(actions))
-                check_finite(new_obs, rewards, self.num_timesteps)
+                check_finite(new_obs, rewards, self.num_timesteps)  # type: ignore[arg-type]
                 self.num_timesteps += env.num_envs
-                rollout_buffer.add(self._last_obs, actions, rewards, self._last_episode_starts, done=dones)
+                rollout_buffer.add(self._last_obs, actions, rewards, self._last_episode_starts, done=dones)  # type: ignore[arg-type]
                 self._last_obs, self._last_episode_starts = new_obs, dones  # type: ignore[assignment]
             except BaseException:
                 # The envs may be a step ahead of the buffer: the next learn() resets them (their running episodes

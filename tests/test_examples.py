@@ -1,8 +1,14 @@
 """The examples run as users run them, on a tiny budget."""
 
+import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -15,3 +21,16 @@ def test_cartpole_tensorboard_example(tmp_path: Path) -> None:
     assert (tmp_path / "model.zip").is_file()
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["VPG_1"]
     assert any((tmp_path / "runs" / "VPG_1").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("imitation") is None, reason="needs imitation: pip install --no-deps imitation==1.0.1"
+)
+def test_gail_with_vpg_example() -> None:
+    """imitation's GAIL builds and trains with VPG at its defaults: n_steps = ⌈8 episodes / 2 envs⌉ × 500 steps."""
+    command = [sys.executable, str(EXAMPLES / "gail_with_vpg.py"), "--expert-timesteps", "2000", "--demo-timesteps", "300"]
+    command += ["--rounds", "1", "--n-envs", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    assert "VPG's n_steps: 2000; generator steps per GAIL round: 4000" in result.stdout
+    learner = re.search(r"^learner: \S+ ± \S+ over 10 episodes, (\d+) timesteps trained$", result.stdout, flags=re.MULTILINE)
+    assert learner is not None and int(learner.group(1)) == 4000

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper
 
 import sb3_vpg
 from sb3_vpg import VPG
@@ -101,6 +102,66 @@ def test_non_finite_env_data_fails_clearly_before_the_weights(kind: str, fault: 
     assert all(th.isfinite(value).all() for value in parameters_of(model).values() if value.is_floating_point())
     # The spoilt step was not stored: the 2 steps before it of each env wait in the buffer, nothing else.
     assert (model.rollout_buffer.size(), model.rollout_buffer.n_running_steps) == (0, 4)
+
+
+class NanFirstObservation(CountingEnv):
+    """A CountingEnv whose reset returns a NaN observation."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        obs, info = super().reset(seed=seed, options=options)
+        return np.full_like(obs, np.nan), info
+
+
+def test_non_finite_first_observation_fails_like_every_later_one() -> None:
+    model = VPG("MlpPolicy", NanFirstObservation(), n_steps=8, policy_kwargs=TINY_POLICY)
+    with pytest.raises(ValueError, match=r"non-finite observation \(in env \[0\]\) at timestep 0"):
+        model.learn(16)
+
+
+@pytest.mark.parametrize(
+    ("reward", "normalize_advantage"), [(3e38, False), (3e38, True), (1e30, False)], ids=["overflow", "normalised", "huge"]
+)
+def test_rewards_too_large_stop_the_update_naming_their_scale(reward: float, normalize_advantage: bool) -> None:
+    """
+    Rewards whose returns overflow float32, or whose gradient does, stop the update with VPG's ValueError (their
+    scale and what helps) before any weight moves, instead of torch's error on the next forward pass.
+    """
+    model, _ = faulty_model(1, fault_at=1, reward=reward)
+    model.normalize_advantage = normalize_advantage
+    weights = parameters_of(model)
+    with pytest.raises(ValueError, match=r"Scale the rewards down \(VecNormalize\(norm_reward=True\)"):
+        model.learn(16)
+    assert model._n_updates == 0 and same_parameters(weights, parameters_of(model))
+
+
+def test_one_step_batch_with_normalisation_is_left_unnormalised() -> None:
+    """As in PPO, a batch of one step is not normalised (its std is undefined): finite weights, the policy moves."""
+    model = VPG("MlpPolicy", CountingEnv(ep_length=1), n_steps=1, normalize_advantage=True, policy_kwargs=TINY_POLICY)
+    weights = parameters_of(model)
+    model.learn(3)
+    assert model._n_updates == 3 and model.logger.name_to_value["train/advantage_mean"] == 1.0
+    assert all(th.isfinite(value).all() for value in parameters_of(model).values() if value.is_floating_point())
+    assert not same_parameters(weights, parameters_of(model))
+
+
+class ListRewards(VecEnvWrapper):
+    """A VecEnv whose ``step`` returns its rewards as a Python list, as some third-party VecEnvs do."""
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        return obs, rewards.tolist(), dones, infos
+
+
+def test_rewards_as_a_list_are_accepted_as_ppo_accepts_them() -> None:
+    env = ListRewards(DummyVecEnv([lambda: CountingEnv(ep_length=5)]))
+    model = VPG("MlpPolicy", env, n_steps=10, policy_kwargs=TINY_POLICY)
+    batches = record_batches(model)
+    model.learn(10)
+    PPO("MlpPolicy", env, n_steps=10, batch_size=10, policy_kwargs=TINY_POLICY).learn(10)
+    np.testing.assert_array_equal(batches[0].rewards, [1, 2, 3, 4, 5] * 2)
 
 
 def test_non_finite_reward_after_updates_leaves_finite_weights() -> None:

@@ -6,6 +6,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_vpg import VPG
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize("options", [dict(), dict(reward_to_go=True, baseline="value", gae_lambda=0.95)])
 def test_identity_env_reaches_the_optimum(options: dict) -> None:

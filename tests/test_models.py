@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import IdentityEnvBox, SimpleMultiObsEnv
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -73,6 +74,33 @@ def test_load_custom_objects_device_and_new_env(tmp_path) -> None:
 
     with pytest.raises(ValueError, match="Observation spaces do not match"):
         VPG.load(tmp_path / "vpg", env=IdentityEnvBox())
+
+
+@pytest.mark.parametrize("algo", [PPO, A2C])
+def test_loading_another_algorithms_zip_says_which_and_how_to_take_its_policy(tmp_path, algo: type) -> None:
+    """VPG.load of a PPO or A2C zip names the algorithm; its policy, an ActorCriticPolicy, goes into VPG as told."""
+    saved = algo("MlpPolicy", "CartPole-v1", n_steps=8, policy_kwargs=TINY_POLICY, seed=0)
+    saved.save(tmp_path / "model")
+    name = algo.__name__
+    message = rf"holds a model saved by {name}, not by VPG\. Load it with {name}\.load\(path\).*load_state_dict"
+    with pytest.raises(ValueError, match=message):
+        VPG.load(tmp_path / "model")
+    with open(tmp_path / "model.zip", "rb") as file, pytest.raises(ValueError, match=f"saved by {name}"):
+        VPG.load(file)
+
+    model = VPG("MlpPolicy", "CartPole-v1", n_steps=8, policy_kwargs=TINY_POLICY)
+    model.policy.load_state_dict(algo.load(tmp_path / "model").policy.state_dict())  # the recipe of the message
+    obs = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], saved.predict(obs, deterministic=True)[0])
+
+
+def test_vpg_zip_loads_from_a_file_object(tmp_path) -> None:
+    """The check of the saved algorithm reads a file object and puts it back where it was: VPG.load then reads it."""
+    model = VPG("MlpPolicy", "CartPole-v1", n_steps=8, policy_kwargs=TINY_POLICY, seed=0)
+    model.save(tmp_path / "vpg.zip")
+    with open(tmp_path / "vpg.zip", "rb") as file:
+        loaded = VPG.load(file)
+    assert same_parameters(parameters_of(model), parameters_of(loaded))
 
 
 def test_get_and_set_parameters() -> None:

@@ -195,13 +195,39 @@ class DictActionEnv(IdentityEnv):
         self.action_space = spaces.Dict({"a": spaces.Discrete(2)})
 
 
+class ObservationSpaceEnv(IdentityEnv):
+    """IdentityEnv observed through another space, which SB3 fails on before its own checks."""
+
+    def __init__(self, observation_space: spaces.Space) -> None:
+        super().__init__(dim=2)
+        self.observation_space = observation_space
+
+
+UNSUPPORTED_OBSERVATIONS = {
+    "Sequence": spaces.Sequence(spaces.Discrete(3)),
+    "Graph": spaces.Graph(spaces.Box(0, 1, (2,)), spaces.Discrete(2)),
+    "Text": spaces.Text(5),
+    "Dict-of-Sequence": spaces.Dict({"a": spaces.Discrete(2), "b": spaces.Sequence(spaces.Discrete(3))}),
+}
+
+
 @pytest.mark.parametrize(
     ("make_env", "message"),
-    [(TupleObsEnv, "observation spaces"), (DictActionEnv, "action spaces")],
-    ids=["Tuple-observation", "Dict-action"],
+    [
+        (TupleObsEnv, "observation spaces"),
+        (DictActionEnv, "action spaces"),
+        *(
+            (lambda space=space: ObservationSpaceEnv(space), "observation spaces")
+            for space in UNSUPPORTED_OBSERVATIONS.values()
+        ),
+    ],
+    ids=["Tuple-observation", "Dict-action", *UNSUPPORTED_OBSERVATIONS],
 )
 def test_unsupported_spaces_fail_clearly(make_env, message: str) -> None:
-    """Spaces that VPG's policies cannot handle fail at construction, with a message listing what is supported."""
+    """
+    Spaces that VPG's policies cannot handle fail at construction with VPG's message listing what is supported, before
+    SB3 wraps the env (on which a Sequence, Graph or Text space would fail with "'NoneType' object is not iterable").
+    """
     with pytest.raises(ValueError, match=f"VPG supports the {message} .*Box") as error:
         VPG("MlpPolicy", make_env())
     assert "got" in str(error.value)

@@ -1,4 +1,7 @@
-"""The swap test: a pipeline written for PPO runs unchanged with VPG, the class being the only difference."""
+"""
+Swapping VPG in for PPO: a pipeline written for PPO runs unchanged with VPG, the class being the only difference; and
+what SB3's clients rely on: ``n_steps`` set, ``torch.compile`` of the policy, ``learn()``'s budget.
+"""
 
 import importlib.util
 import subprocess
@@ -7,9 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch as th
 from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+from torch._dynamo.utils import counters
 
 from sb3_vpg import VPG
+from tests.helpers_sb3 import TINY_POLICY, CountingEnv, record_batches
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "ppo_pipeline_swap.py"
 TINY_BUDGET = {"total_timesteps": 512, "n_envs": 2, "n_steps": 64, "net_arch": (8,), "eval_freq": 256, "n_eval_episodes": 2}
@@ -22,6 +31,7 @@ def load_example():
     return module
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("algo", [PPO, VPG])
 def test_ppo_pipeline_runs_unchanged_with_vpg(algo: type, tmp_path: Path) -> None:
     """
@@ -54,6 +64,7 @@ def test_ppo_pipeline_runs_unchanged_with_vpg(algo: type, tmp_path: Path) -> Non
     assert result["mean_reward"] >= 8.0 and np.isfinite(result["std_reward"])
 
 
+@pytest.mark.integration
 def test_swap_example_runs_as_a_script(tmp_path: Path) -> None:
     """``examples/ppo_pipeline_swap.py`` runs from the command line (VPG by default) on a tiny budget."""
     command = [sys.executable, str(EXAMPLE), "--timesteps", "256", "--n-envs", "2", "--n-steps", "32", "--net-arch", "8"]
@@ -62,3 +73,50 @@ def test_swap_example_runs_as_a_script(tmp_path: Path) -> None:
     assert "VPG on CartPole-v1:" in result.stdout
     assert (tmp_path / "model.zip").is_file() and (tmp_path / "vecnormalize.pkl").is_file()
     assert [p.name for p in (tmp_path / "tensorboard").iterdir()] == ["VPG_1"]
+
+
+def compiled_frames(algo: type) -> tuple[int, BaseAlgorithm]:
+    """The frames torch.compile compiled while ``algo`` learned with ``model.policy = th.compile(model.policy)``."""
+    th._dynamo.reset()
+    counters.clear()
+    model = algo("MlpPolicy", "CartPole-v1", n_steps=16, policy_kwargs=TINY_POLICY, seed=0)
+    model.policy = th.compile(model.policy, backend="eager")
+    model.learn(64)
+    return counters["frames"]["ok"], model
+
+
+def test_torch_compile_of_the_policy_takes_effect_as_for_ppo() -> None:
+    """SB3's recipe compiles the policy's forward, which VPG's collection goes through, as PPO's does."""
+    vpg_frames, model = compiled_frames(VPG)
+    ppo_frames, _ = compiled_frames(PPO)
+    assert vpg_frames == ppo_frames == 1
+    assert model._n_updates > 0
+
+
+@pytest.mark.parametrize(("n_envs", "n_steps"), [(1, 4000), (3, 1500)])
+def test_n_steps_with_the_batch_in_episodes_bounds_a_rollout(n_envs: int, n_steps: int) -> None:
+    """With n_episodes = 8 and CartPole's 500-step limit, n_steps = ⌈8 / n_envs⌉ × 500: never None, as SB3's clients assume."""
+    model = VPG("MlpPolicy", make_vec_env("CartPole-v1", n_envs=n_envs), policy_kwargs=TINY_POLICY)
+    assert (model.n_episodes, model.n_steps) == (8, n_steps)
+    # An env without a time limit: H is VPG's own cap on an episode's length.
+    model = VPG("MlpPolicy", CountingEnv(), n_episodes=2, max_episode_steps=300, policy_kwargs=TINY_POLICY)
+    assert model.n_steps == 2 * 300
+
+
+@pytest.mark.parametrize("batch", [dict(n_episodes=8), dict(n_steps=64)], ids=["episodes", "steps"])
+@pytest.mark.parametrize("n_envs", [1, 3])
+def test_learn_stops_at_its_budget_and_keeps_the_running_episodes(batch: dict, n_envs: int) -> None:
+    """
+    ``learn(N)`` stops at the first step that reaches N, within n_envs − 1 timesteps (PPO may run a whole rollout
+    more): its last update trains the episodes that ended; the running ones wait, whole, for the next ``learn``.
+    """
+    env = DummyVecEnv([lambda i=i: CountingEnv(ep_length=7, index=i) for i in range(n_envs)])
+    model = VPG("MlpPolicy", env, policy_kwargs=TINY_POLICY, seed=0, **batch)
+    batches = record_batches(model)
+    model.learn(100)
+    assert 100 <= model.num_timesteps < 100 + n_envs
+    running = model.rollout_buffer.n_running_steps
+    assert running == model.num_timesteps - sum(len(batch.actions) for batch in batches) > 0
+    model.learn(50, reset_num_timesteps=False)
+    assert sum(len(batch.actions) for batch in batches) + model.rollout_buffer.n_running_steps == model.num_timesteps
+    assert all(batch.observations.numpy()[:, 2].tolist() == list(range(7)) * batch.n_episodes for batch in batches)

@@ -24,6 +24,8 @@ from tests.policy_gradient_sampling import (
     sgd_model,
 )
 
+pytestmark = pytest.mark.statistical
+
 N_UPDATES = 3000
 
 

@@ -28,6 +28,8 @@ from tests.exact_gradient import (
 from tests.policy_gradient_sampling import HORIZON, Z_LOOKALIKE, Z_TOLERANCE, mean_update, sgd_model
 from tests.scripted_episodes import ScriptedEpisodes
 
+pytestmark = pytest.mark.statistical
+
 #: Updates averaged per test; more with the arbitrary value head, which makes ĝ noisier.
 N_UPDATES = 1200
 N_UPDATES_VALUE = 1500

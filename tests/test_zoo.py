@@ -18,6 +18,8 @@ from sb3_vpg import VPG
 from sb3_vpg.zoo import DEFAULT_CONFIG, convert_vpg_params, register, sample_vpg_params
 from sb3_vpg.zoo.cli import main
 
+pytestmark = pytest.mark.integration
+
 #: rl-zoo3 options that keep a run short and quiet
 QUICK = ["--eval-freq", "-1", "--verbose", "0"]
 #: The environment of the subprocesses: offline (huggingface_hub raises instead of downloading, and enjoy must not
@@ -60,6 +62,24 @@ def test_train_enjoy_record_video_cartpole(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     main(["record_video", "--algo", "vpg", "--env", "CartPole-v1", "-n", "50", "-o", "videos"])
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 1
+
+
+def test_record_training_through_the_entry_point(tmp_path: Path) -> None:
+    """
+    rl-zoo3's record_training records every checkpoint in a new ``python -m rl_zoo3.record_video`` process, which would
+    not know VPG: through the entry point those processes know it, and the videos are joined with an ffmpeg found.
+    """
+    train = zoo("train", "--algo", "vpg", "--env", "CartPole-v1", "-n", "1000", "--save-freq", "500", *QUICK, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
+    record = zoo("record_training", "--algo", "vpg", "--env", "CartPole-v1", "-n", "20", cwd=tmp_path)
+    assert record.returncode == 0, record.stderr
+    videos = tmp_path / "logs" / "vpg" / "CartPole-v1_1" / "videos"
+    assert sorted(path.name.split("-vpg")[0] for path in videos.glob("*-vpg-*.mp4")) == [
+        "checkpoint-1000",
+        "checkpoint-500",
+        "final-model",
+    ]
+    assert (videos / "training.mp4").stat().st_size > 0
 
 
 @pytest.mark.parametrize("env_id", sorted(set(yaml.safe_load(DEFAULT_CONFIG.read_text())) - {"default"}))

@@ -3,15 +3,21 @@ The command line: ``python -m sb3_vpg.zoo COMMAND [rl-zoo3 options]`` (or ``sb3-
 
 Every option goes to rl-zoo3 unchanged. For ``--algo vpg`` a few defaults are put before them, where the user gave
 none: the package's ``vpg.yml`` as ``--conf-file``; for ``-optimize``, a SQLite ``--storage`` in the log folder and
-a ``--study-name``; for ``enjoy``/``record_video``, the ``logs`` folder that ``train`` writes to (rl-zoo3's default
-folder would download pretrained agents, and there are none for VPG).
+a ``--study-name``; for ``enjoy``/``record_video``/``record_training``, the ``logs`` folder that ``train`` writes to
+(rl-zoo3's default folder would download pretrained agents, and there are none for VPG).
 """
 
 import argparse
+import contextlib
+import os
 import runpy
+import shutil
+import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from rl_zoo3.enjoy import enjoy
 from rl_zoo3.train import train
@@ -24,7 +30,63 @@ def record_video() -> None:
     runpy.run_module("rl_zoo3.record_video", run_name="__main__")
 
 
-COMMANDS: dict[str, Callable[[], None]] = {"train": train, "enjoy": enjoy, "record_video": record_video}
+#: How rl-zoo3's ``record_training`` records each checkpoint: a new process that would not know VPG
+RECORD_VIDEO_PROCESS = ["python", "-m", "rl_zoo3.record_video"]
+
+
+@contextlib.contextmanager
+def _record_video_through_this_entry_point() -> Iterator[None]:
+    """
+    While it lasts, ``subprocess.call`` runs the processes that rl-zoo3's ``record_training`` starts for
+    ``rl_zoo3.record_video`` as this entry point's ``record_video`` instead, with this interpreter, so that they know VPG.
+    """
+    call = subprocess.call
+
+    def call_entry_point(args: Any, *more: Any, **kwargs: Any) -> int:
+        if list(args[: len(RECORD_VIDEO_PROCESS)]) == RECORD_VIDEO_PROCESS:
+            args = [sys.executable, "-m", "sb3_vpg.zoo", "record_video", *args[len(RECORD_VIDEO_PROCESS) :]]
+        return call(args, *more, **kwargs)
+
+    subprocess.call = call_entry_point
+    try:
+        yield
+    finally:
+        subprocess.call = call
+
+
+@contextlib.contextmanager
+def _ffmpeg_on_path() -> Iterator[None]:
+    """
+    While it lasts, ``ffmpeg`` is on the PATH: the system's, or else the one that moviepy (rl-zoo3's video recorder)
+    uses, from imageio-ffmpeg. ``record_training`` joins the videos with ``ffmpeg`` commands.
+    """
+    if shutil.which("ffmpeg") is not None:
+        yield
+        return
+    import imageio_ffmpeg  # moviepy's dependency, which rl-zoo3's recorders need anyway
+
+    with tempfile.TemporaryDirectory() as folder:
+        os.symlink(imageio_ffmpeg.get_ffmpeg_exe(), Path(folder) / "ffmpeg")
+        path = os.environ["PATH"]
+        os.environ["PATH"] = f"{folder}{os.pathsep}{path}"
+        try:
+            yield
+        finally:
+            os.environ["PATH"] = path
+
+
+def record_training() -> None:
+    """rl-zoo3's ``record_training`` script: a video of every checkpoint of a run, then of the final model, joined."""
+    with _record_video_through_this_entry_point(), _ffmpeg_on_path():
+        runpy.run_module("rl_zoo3.record_training", run_name="__main__")
+
+
+COMMANDS: dict[str, Callable[[], None]] = {
+    "train": train,
+    "enjoy": enjoy,
+    "record_video": record_video,
+    "record_training": record_training,
+}
 
 
 def _parse_known(args: Sequence[str], *options: tuple[str, ...], flags: tuple[str, ...] = ()) -> argparse.Namespace | None:
@@ -80,10 +142,10 @@ def train_defaults(args: Sequence[str]) -> list[str]:
 
 def replay_defaults(args: Sequence[str]) -> list[str]:
     """
-    The options added before the user's for ``enjoy``/``record_video --algo vpg``: ``--folder logs`` where no folder
-    is given, so that the agents ``train`` saved are replayed and nothing is downloaded.
+    The options added before the user's for ``enjoy``/``record_video``/``record_training --algo vpg``: ``--folder logs``
+    where no folder is given, so that the agents ``train`` saved are replayed and nothing is downloaded.
 
-    :param args: The options given to rl-zoo3's ``enjoy`` or ``record_video``
+    :param args: The options given to rl-zoo3's ``enjoy``, ``record_video`` or ``record_training``
     :return: The options to put before them
     """
     known = _parse_known(args, ("--algo",), ("-f", "--folder"))
@@ -96,6 +158,7 @@ DEFAULTS: dict[str, Callable[[Sequence[str]], list[str]]] = {
     "train": train_defaults,
     "enjoy": replay_defaults,
     "record_video": replay_defaults,
+    "record_training": replay_defaults,
 }
 
 
