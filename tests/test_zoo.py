@@ -15,6 +15,7 @@ from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import A2C
 
 from sb3_vpg import VPG
+from sb3_vpg.estimators import ESTIMATORS
 from sb3_vpg.zoo import DEFAULT_CONFIG, convert_vpg_params, register, sample_vpg_params
 from sb3_vpg.zoo.cli import main
 
@@ -147,6 +148,7 @@ def test_sampled_hyperparameters_are_valid_over_any_config() -> None:
         VPG(env=env, **{**config, **sampled})
         study.tell(trial, 0.0)
     assert {t.params["batch_unit"] for t in study.trials} == {"episodes", "steps"}
+    assert {t.params["estimator"] for t in study.trials} == {estimator.name for estimator in ESTIMATORS}
 
 
 def optimize(*args: str) -> list[str]:

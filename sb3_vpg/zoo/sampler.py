@@ -7,6 +7,8 @@ from typing import Any
 import optuna
 from torch import nn
 
+from sb3_vpg.estimators import ESTIMATORS, estimator_named
+
 #: Network sizes the sampler chooses from (the value head is used with ``baseline="value"`` only).
 NET_ARCHS = {
     "tiny": dict(pi=[32], vf=[32]),
@@ -16,14 +18,15 @@ NET_ARCHS = {
 ACTIVATION_FNS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
+#: Episodes per batch the sampler chooses from: those with which every estimator's weights can be non-zero.
+N_EPISODES = tuple(n for n in (1, 2, 4, 8, 16, 32, 64) if n >= max(estimator.min_episodes for estimator in ESTIMATORS))
+
+
 def sample_vpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
     """
-    Sample VPG hyperparameters: learning rate, batch in episodes or in steps, gamma, the estimator options
-    (reward-to-go, baseline, value-fitting steps, GAE λ, advantage normalisation) and the network size.
-
-    Options that only make sense together are sampled together: ``n_value_steps`` only with a learned baseline,
-    ``gae_lambda`` only with reward-to-go and a learned baseline, ``n_episodes`` or ``n_steps`` depending on the
-    sampled batch unit.
+    Sample VPG hyperparameters: learning rate, batch in episodes or in steps, gamma, the estimator (one of
+    :data:`~sb3_vpg.estimators.ESTIMATORS`, with GAE λ and value-fitting steps where it takes them), advantage
+    normalisation and the network size.
 
     :param trial: The Optuna trial to sample from
     :param n_actions: Unused (rl-zoo3's sampler signature)
@@ -38,16 +41,15 @@ def sample_vpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
         "batch_unit": trial.suggest_categorical("batch_unit", ["episodes", "steps"]),
     }
     if params["batch_unit"] == "episodes":
-        # At least 2: with one episode, baseline="mean" would zero every weight (VPG refuses it).
-        params["n_episodes"] = trial.suggest_categorical("n_episodes", [2, 4, 8, 16, 32, 64])
+        params["n_episodes"] = trial.suggest_categorical("n_episodes", N_EPISODES)
     else:
         params["n_steps"] = trial.suggest_categorical("n_steps", [128, 256, 512, 1024, 2048, 4096, 8192])
     params["gamma"] = trial.suggest_categorical("gamma", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0])
-    params["reward_to_go"] = trial.suggest_categorical("reward_to_go", [False, True])
-    params["baseline"] = trial.suggest_categorical("baseline", ["none", "mean", "value"])
-    if params["baseline"] == "value":
+    params["estimator"] = trial.suggest_categorical("estimator", [estimator.name for estimator in ESTIMATORS])
+    estimator = estimator_named(params["estimator"])
+    if estimator.needs_values:
         params["n_value_steps"] = trial.suggest_categorical("n_value_steps", [0, 10, 40, 80])
-    if params["reward_to_go"] and params["baseline"] == "value":
+    if estimator.takes_gae_lambda:
         params["gae_lambda"] = trial.suggest_categorical("gae_lambda", [0.8, 0.9, 0.95, 0.98, 0.99, 1.0])
     params["normalize_advantage"] = trial.suggest_categorical("normalize_advantage", [False, True])
     params["net_arch"] = trial.suggest_categorical("net_arch", list(NET_ARCHS))
@@ -69,12 +71,13 @@ def convert_vpg_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     unit = params.pop("batch_unit")
     net_arch = NET_ARCHS[params.pop("net_arch")]
     activation_fn = ACTIVATION_FNS[params.pop("activation_fn")]
-    baseline = params.pop("baseline")
+    estimator = estimator_named(params.pop("estimator"))
     return {
         **params,
         "n_episodes": params.get("n_episodes") if unit == "episodes" else None,
         "n_steps": params.get("n_steps") if unit == "steps" else None,
-        "baseline": None if baseline == "none" else baseline,
+        "reward_to_go": estimator.reward_to_go,
+        "baseline": estimator.baseline,
         "gae_lambda": params.get("gae_lambda", 1.0),
         "n_value_steps": params.get("n_value_steps", 0),
         "policy_kwargs": dict(net_arch=net_arch, activation_fn=activation_fn),
