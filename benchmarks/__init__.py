@@ -12,7 +12,7 @@ Subcommands and their modules:
   same envs.
 - ``variance`` (:mod:`~benchmarks.variance`), ``value-fitting`` (:mod:`~benchmarks.value_fitting`), ``trial``
   (:mod:`~benchmarks.trial`), ``defaults`` (:mod:`~benchmarks.defaults`), ``tensorboard``
-  (:mod:`~benchmarks.tensorboard`), ``update-cost`` (:mod:`~benchmarks.update_cost`).
+  (:mod:`~benchmarks.tensorboard`), ``update-cost`` (:mod:`~benchmarks.update_cost`), ``pong`` (:mod:`~benchmarks.pong`).
 
 What they share (report headers, markdown and CSV, fresh processes, peak memory, the deterministic evaluation):
 :mod:`~benchmarks.common`. Their results are in ``benchmarks/results/``; their tests in ``benchmarks/tests/``.

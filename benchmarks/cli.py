@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "defaults": "plain Eq. (4) on CartPole-v1 over learning rates and episodes per update",
     "tensorboard": "a screenshot of TensorBoard showing a VPG run's scalars",
     "update-cost": "train() time as an episode ages, and the peak memory of an update of 1k to 32k frames",
+    "pong": "VPG on Pong with CnnPolicy against PPO with rl-zoo3's Atari settings: fps, memory, the buffer's share",
 }
 
 
