@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from benchmarks import common
 from benchmarks.common import HOLD_WINDOW, markdown_grid, write_csv
+from benchmarks.published import PUBLISHED, published_table
 
 #: Points of the common timestep grid on which the seeds' learning curves are interpolated for the plots
 CURVE_POINTS = 101
@@ -263,7 +264,8 @@ def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]],
 
 def write_report(out_dir: Path, results: list[dict[str, Any]], algorithms: list[str], header: str) -> list[dict[str, Any]]:
     """
-    Write every output of the suite to ``out_dir``.
+    Write every output of the suite to ``out_dir``; with envs that have published results, ``published.md`` too
+    (:mod:`benchmarks.published`).
 
     :param out_dir: The output folder
     :param results: The results of the runs that finished
@@ -294,4 +296,6 @@ def write_report(out_dir: Path, results: list[dict[str, Any]], algorithms: list[
         plot_learning_curves(out_dir / picture, env_id, [r for r in results if r["spec"]["env_id"] == env_id], algorithms)
         pictures.append(f"![{env_id}]({picture})")
     (out_dir / "results.md").write_text(header + "\n" + markdown_table(summary) + "\n" + "\n\n".join(pictures) + "\n")
+    if any(env_id in PUBLISHED for env_id in env_ids):
+        (out_dir / "published.md").write_text(header + "\n" + published_table(results, algorithms))
     return summary

@@ -26,7 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import rl_zoo3
 import torch as th
+import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -104,6 +106,33 @@ class RunSpec:
         return f"{self.algorithm} {self.env_id} seed {self.seed}"
 
 
+#: rl-zoo3 tunes A2C and PPO on the MuJoCo envs' -v4 versions: on a -v5 env without an entry, the -v4 entry is used
+PREVIOUS_VERSIONS = (("-v5", "-v4"),)
+
+
+def zoo_config(algorithm: str, env_id: str, folder: str) -> str | None:
+    """
+    The hyperparameter file of ``algorithm`` for ``env_id``: the algorithm's own; for rl-zoo3's algorithms on an env
+    that their file lacks but whose previous version it has (-v4 for -v5), a file in ``folder`` holding that entry
+    under ``env_id``; ``None`` for rl-zoo3's own file as it is.
+
+    :param algorithm: A key of :data:`ALGORITHMS`
+    :param env_id: The gymnasium id of the env
+    :param folder: Where to write a file made from a previous version's entry
+    """
+    spec = ALGORITHMS[algorithm]
+    if spec.config is not None:
+        return str(spec.config)
+    entries = yaml.safe_load((Path(rl_zoo3.__file__).parent / "hyperparams" / f"{spec.zoo_algo}.yml").read_text())
+    for suffix, previous_suffix in PREVIOUS_VERSIONS:
+        previous = env_id.removesuffix(suffix) + previous_suffix
+        if env_id not in entries and env_id.endswith(suffix) and previous in entries:
+            config = Path(folder) / f"{spec.zoo_algo}-{env_id}.yml"
+            config.write_text(yaml.safe_dump({env_id: entries[previous]}))
+            return str(config)
+    return None
+
+
 def experiment_manager(algorithm: str, env_id: str, seed: int, budget: int, log_folder: str, device: str) -> ExperimentManager:
     """
     rl-zoo3's experiment manager for one run, with the algorithm's hyperparameter file and no callbacks of its own
@@ -118,7 +147,8 @@ def experiment_manager(algorithm: str, env_id: str, seed: int, budget: int, log_
     """
     register()
     spec = ALGORITHMS[algorithm]
-    args = argparse.Namespace(algo=spec.zoo_algo, env=env_id, seed=seed, n_timesteps=budget, conf_file=spec.config)
+    config = zoo_config(algorithm, env_id, log_folder)
+    args = argparse.Namespace(algo=spec.zoo_algo, env=env_id, seed=seed, n_timesteps=budget, conf_file=config)
     return ExperimentManager(
         args,
         spec.zoo_algo,
@@ -129,7 +159,7 @@ def experiment_manager(algorithm: str, env_id: str, seed: int, budget: int, log_
         seed=seed,
         verbose=0,
         device=device,
-        config=None if spec.config is None else str(spec.config),
+        config=config,
     )
 
 
@@ -140,8 +170,8 @@ def read_hyperparams(algorithm: str, env_id: str) -> dict[str, Any]:
     :param algorithm: A key of :data:`ALGORITHMS`
     :param env_id: The gymnasium id of the env
     """
-    manager = experiment_manager(algorithm, env_id, seed=0, budget=0, log_folder="", device="cpu")
-    with contextlib.redirect_stdout(io.StringIO()):  # rl-zoo3 prints them
+    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):  # rl-zoo3 prints them
+        manager = experiment_manager(algorithm, env_id, seed=0, budget=0, log_folder=folder, device="cpu")
         return dict(manager.read_hyperparameters()[1])
 
 

@@ -56,13 +56,24 @@ class EnvSetting:
     eval_every: int
 
 
-#: The default suite (sized to fit in about an hour on 2 cores). Thresholds are gymnasium's ``reward_threshold``.
-ENVS: dict[str, EnvSetting] = {
+#: The default suite, classic control (about an hour on 2 cores). Thresholds are gymnasium's ``reward_threshold``.
+CLASSIC_CONTROL: dict[str, EnvSetting] = {
     "CartPole-v1": EnvSetting(budget=300_000, eval_every=10_000),
     "Acrobot-v1": EnvSetting(budget=200_000, eval_every=10_000),
     "Pendulum-v1": EnvSetting(budget=200_000, eval_every=10_000),
     "LunarLander-v3": EnvSetting(budget=300_000, eval_every=15_000),
 }
+
+#: MuJoCo (``--envs`` one of these; needs ``gymnasium[mujoco]``): 1M steps, evaluated every 50k, set beside the published
+#: REINFORCE/VPG results (:mod:`benchmarks.published`). One run costs about 0.2–0.7 CPU-hours here, depending on the
+#: algorithm (see ``published.md``'s cost column).
+MUJOCO: dict[str, EnvSetting] = {
+    env_id: EnvSetting(budget=1_000_000, eval_every=50_000)
+    for env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Swimmer-v5", "Ant-v5", "InvertedDoublePendulum-v5")
+}
+
+#: Every env the suite has a setting for
+ENVS: dict[str, EnvSetting] = {**CLASSIC_CONTROL, **MUJOCO}
 
 #: Timesteps the rollout-collection ceiling steps (at most the env's budget): enough for a stable rate.
 CEILING_STEPS = 20_000
@@ -78,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     :param parser: Its parser
     """
     add_quick_and_out_arguments(parser, f"{QUICK_ENV.budget} steps per env, 2 seeds", folder="benchmark")
-    add_env_arguments(parser, list(ENVS))
+    add_env_arguments(parser, list(CLASSIC_CONTROL))
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=list(ALGORITHMS), help="default: all")
     parser.add_argument(
         "--seeds", type=int, default=QuickDefault(5, 2), help="seeds per algorithm and env: 0, 1, ... (default: %(default)s)"

@@ -1,0 +1,113 @@
+"""
+The published REINFORCE/VPG results on MuJoCo, and the suite's results beside them (``published.md``).
+
+The published metric is the maximum over training of the mean return of a test evaluation (10 episodes each), on the
+MuJoCo -v3 environments: Tianshou's REINFORCE benchmark (3M and 10M steps, mean ± std over seeds) and Spinning Up's
+PyTorch VPG benchmark (3M steps, read off its plots, hence "~"). The suite computes the same metric from its own
+deterministic evaluations (``--eval-episodes`` each, 10 by default) on the -v5 environments.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import markdown_grid
+
+
+@dataclass(frozen=True)
+class Published:
+    """
+    One published number of the metric.
+
+    :param source: Who published it, at what budget
+    :param value: The number
+    :param spread: Its ± (``None`` where the source gives none)
+    :param approximate: Read off a plot
+    """
+
+    source: str
+    value: float
+    spread: float | None = None
+    approximate: bool = False
+
+    def __str__(self) -> str:
+        if self.approximate:
+            return f"~{self.value:g}"
+        return f"{self.value:g}" if self.spread is None else f"{self.value:g} ± {self.spread:g}"
+
+
+TIANSHOU_3M = "Tianshou REINFORCE, 3M steps"
+SPINNING_UP_3M = "Spinning Up VPG (PyTorch), 3M steps"
+TIANSHOU_10M = "Tianshou REINFORCE, 10M steps"
+
+#: The published numbers, by the -v5 env the suite runs (the sources ran -v3): Tianshou 3M, Spinning Up 3M, Tianshou 10M.
+PUBLISHED: dict[str, list[Published]] = {
+    env_id: [Published(TIANSHOU_3M, *tianshou_3m), *spinning_up, Published(TIANSHOU_10M, *tianshou_10m)]
+    for env_id, tianshou_3m, spinning_up, tianshou_10m in (
+        ("HalfCheetah-v5", (884.0, 41.0), [Published(SPINNING_UP_3M, 600, approximate=True)], (1138.8, 104.7)),
+        ("Hopper-v5", (395.8, 64.5), [Published(SPINNING_UP_3M, 800, approximate=True)], (416.0, 104.7)),
+        ("Walker2d-v5", (412.0, 52.4), [Published(SPINNING_UP_3M, 460, approximate=True)], (440.9, 148.2)),
+        ("Swimmer-v5", (35.3, 1.4), [Published(SPINNING_UP_3M, 51, approximate=True)], (35.6, 2.6)),
+        ("Ant-v5", (474.9, 133.5), [Published(SPINNING_UP_3M, 5, approximate=True)], (1108.1, 323.1)),
+        ("InvertedDoublePendulum-v5", (1059.7, 307.7), [], (7726.2, 1287.3)),
+    )
+}
+
+
+def best_return(result: dict[str, Any]) -> float | None:
+    """
+    The published metric of one run: the largest mean return of its evaluations after training started (the
+    evaluation of the untrained policy does not count); ``None`` without one.
+
+    :param result: A run's result; its ``curve`` is a list of ``[timesteps, mean return, std return]``
+    """
+    returns = [mean_return for timesteps, mean_return, _ in result["curve"] if timesteps > 0]
+    return max(returns) if returns else None
+
+
+def steps_to(result: dict[str, Any], value: float) -> float:
+    """The timesteps of the run's first evaluation at or above ``value`` after training started; ``inf`` if none."""
+    return next((timesteps for timesteps, mean, _ in result["curve"] if timesteps > 0 and mean >= value), math.inf)
+
+
+def _mean_std(values: list[float]) -> str:
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "—"
+
+
+def _median_steps(results: list[dict[str, Any]], value: float) -> str:
+    median = float(np.median([steps_to(result, value) for result in results]))
+    return "not reached" if math.isinf(median) else f"{median / 1e3:g}k"
+
+
+def published_table(results: list[dict[str, Any]], algorithms: list[str]) -> str:
+    """
+    ``published.md``'s table: per env with published numbers, the published numbers, then each algorithm's best and
+    final return (mean ± std over seeds), the median steps to reach each published number, the median fps and peak
+    memory, and the CPU-hours of its runs (training and evaluation, all seeds).
+
+    :param results: The suite's results
+    :param algorithms: The algorithms, in table order
+    """
+    rows = []
+    for env_id, published in PUBLISHED.items():
+        on_env = [result for result in results if result["spec"]["env_id"] == env_id]
+        if not on_env:
+            continue
+        budgets = {result["spec"]["budget"] for result in on_env}
+        rows.append([f"**{env_id}** ({', '.join(f'{budget / 1e6:g}M' for budget in sorted(budgets))} steps)", "", "", "", ""])
+        rows += [[f"{number.source} (-v3)", str(number), "", "", ""] for number in published]
+        for algorithm in algorithms:
+            group = [result for result in on_env if result["spec"]["algorithm"] == algorithm and result["curve"]]
+            if not group:
+                continue
+            best = [value for value in map(best_return, group) if value is not None]
+            final = [result["curve"][-1][1] for result in group]
+            steps = "; ".join(_median_steps(group, number.value) for number in published)
+            cpu_hours = sum(result["train_seconds"] + result["eval_seconds"] for result in group) / 3600
+            fps, peak = (np.median([result[key] for result in group]) for key in ("fps", "peak_rss_mb"))
+            cost = f"{fps:.0f} fps, {peak:.0f} MiB, {cpu_hours:.1f} CPU-h"
+            rows.append([f"{algorithm} ({len(group)} seeds)", _mean_std(best), _mean_std(final), steps, cost])
+    columns = ["Env / row", "Best mean test return", "Final return", "Median steps to each published number", "Cost"]
+    return markdown_grid(columns, rows)
