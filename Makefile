@@ -1,5 +1,5 @@
 SHELL=/bin/bash
-LINT_PATHS=sb3_vpg/ tests/ benchmarks/ examples/
+LINT_PATHS=sb3_vpg/ tests/ benchmarks/ examples/ docs/conf.py docs/_ext/
 TYPE_PATHS=sb3_vpg/ benchmarks/
 # Everyday work: the tests that take seconds. The whole suite (`make pytest`) adds the statistical, exhaustive and
 # integration tests.

@@ -1,7 +1,10 @@
-"""A2C/PPO keywords: accepted with the same meaning, or refused with a TypeError saying why; the README table agrees."""
+"""
+A2C/PPO keywords: accepted with the same meaning, or refused with a TypeError saying why; the docs' keyword table,
+generated from the code (``docs/_ext/sb3_vpg_tables.py``), agrees.
+"""
 
+import importlib.util
 import inspect
-import re
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +21,15 @@ from sb3_vpg.buffers import EpisodeRolloutBuffer
 from sb3_vpg.checks import REFUSED_KEYWORDS
 from tests.helpers_sb3 import TINY_POLICY, CountingEnv, recording_logger
 
-README = Path(__file__).parents[1] / "README.md"
-SECTION = "## Swapping `VPG` in for `A2C` or `PPO`: the keywords"
+TABLES = Path(__file__).parents[1] / "docs" / "_ext" / "sb3_vpg_tables.py"
+
+
+def load_tables():
+    """The docs' table generator (no Sphinx needed), loaded from its file."""
+    spec = importlib.util.spec_from_file_location("sb3_vpg_tables", TABLES)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def keywords(algo: type) -> dict[str, inspect.Parameter]:
@@ -29,18 +39,6 @@ def keywords(algo: type) -> dict[str, inspect.Parameter]:
 
 
 A2C_PPO = {**keywords(A2C), **keywords(PPO)}
-
-
-def table_rows() -> dict[str, list[str]]:
-    """The rows of the keyword table, by keyword: its cells."""
-    rows = {}
-    section = README.read_text().split(SECTION)[1].split("\n## ")[0]
-    for line in section.splitlines():
-        match = re.match(r"\| `(\w+)` \|", line)
-        if match:
-            assert match.group(1) not in rows, f"{match.group(1)} listed twice"
-            rows[match.group(1)] = [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
-    return rows
 
 
 @pytest.mark.parametrize("name", sorted(set(A2C_PPO) - {"policy", "env"}))
@@ -63,14 +61,19 @@ def test_unknown_keyword_is_refused() -> None:
 
 
 def test_keyword_table_lists_every_keyword() -> None:
-    """The README's keyword table has one row per keyword of A2C, PPO and VPG, with the status VPG really gives it."""
-    rows = table_rows()
+    """
+    The docs' keyword table has one row per keyword of A2C, PPO and VPG, with the status VPG really gives it and each
+    algorithm's default.
+    """
+    rows = load_tables().keyword_rows()
     vpg = keywords(VPG)
     assert set(rows) == set(A2C_PPO) | set(vpg)
     for name, cells in rows.items():
+        assert cells[0] == f"`{name}`"
         status = cells[3]
         if name in REFUSED_KEYWORDS:
             assert status == "refused", name
+            assert REFUSED_KEYWORDS[name] in cells[5]
         elif name not in A2C_PPO:
             assert status == "VPG only", name
         else:
@@ -81,6 +84,15 @@ def test_keyword_table_lists_every_keyword() -> None:
                 default = keywords(algo)[name].default
                 if not (algo is VPG and name == "n_episodes"):
                     assert cells[column] == f"`{default!r}`".replace("'", '"') or float(cells[column].strip("`")) == default
+
+
+@pytest.mark.parametrize("keyword", ["gamma", "n_episodes"])
+def test_keyword_table_fails_on_a_keyword_without_a_note(keyword: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keyword VPG takes (from A2C/PPO or its own) with no note stops the generator, and so the docs' build."""
+    tables = load_tables()
+    monkeypatch.delitem(tables.KEYWORD_NOTES, keyword)
+    with pytest.raises(ValueError, match=rf"no note in KEYWORD_NOTES for \['{keyword}'\]"):
+        tables.keyword_table()
 
 
 def test_learning_rate_schedule_as_a2c() -> None:
