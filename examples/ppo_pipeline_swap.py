@@ -12,7 +12,7 @@ saved next to the model, and ``evaluate_policy`` on the reloaded model.
 The keywords the pipeline passes (``learning_rate``, ``n_steps``, ``gamma``, ``ent_coef``, ``max_grad_norm``,
 ``policy_kwargs``, ``tensorboard_log``, ``seed``, ``verbose``) mean the same for both classes. PPO-only keywords
 (``batch_size``, ``n_epochs``, ``clip_range``, ...) would be refused by VPG with a TypeError saying why: see the
-keyword table in the README.
+keyword table of the docs, https://sb3-vpg.readthedocs.io/en/latest/guide/swap_in.html.
 """
 
 import argparse

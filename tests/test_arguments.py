@@ -60,7 +60,7 @@ def test_default_batch_and_choices() -> None:
     model = VPG("MlpPolicy", "CartPole-v1", n_steps=32)
     assert (model.n_steps, model.n_episodes) == (32, None)
     assert isinstance(model.rollout_buffer, EpisodeRolloutBuffer)
-    # Defaults of the lecture: undiscounted, no clipping, no baseline, Adam.
+    # The defaults are Algorithm 1 as the docs state it (Key equations): undiscounted, no clipping, no baseline, Adam.
     assert (model.gamma, model.max_grad_norm, model.baseline, model.reward_to_go) == (1.0, None, None, False)
     assert type(model.policy.optimizer).__name__ == "Adam"
 

@@ -213,7 +213,7 @@ def test_normalisation_is_biased() -> None:
 
     expected = pair_expectation(model, normalised)
     ratio, cosine = relative_bias(expected, exact)
-    # Measured (README, "Which options keep E[ĝ] = ∇J"): ‖E[ĝ]‖ ≈ 0.28 ‖∇J‖, cosine ≈ 0.99: mostly a smaller step.
+    # Measured (docs, "Which options keep E[ĝ] = ∇J"): ‖E[ĝ]‖ ≈ 0.28 ‖∇J‖, cosine ≈ 0.99: mostly a smaller step.
     assert ratio == pytest.approx(0.279, abs=0.001) and cosine == pytest.approx(0.989, abs=0.001)
 
     mean, standard_error = mean_update(model, N_UPDATES)
@@ -240,7 +240,7 @@ def test_gae_below_one_is_biased_by_a_wrong_value() -> None:
 
         return advantages
 
-    # Measured (README, "Which options keep E[ĝ] = ∇J"): ‖E[ĝ]‖ / ‖∇J‖ and the cosine, for λ = 0, 0.5, 0.97 and 1 (unbiased).
+    # Measured (docs, "Which options keep E[ĝ] = ∇J"): ‖E[ĝ]‖ / ‖∇J‖ and the cosine, for λ = 0, 0.5, 0.97 and 1 (unbiased).
     measured = [relative_bias(step_expectation(model, gae(gae_lambda)), exact) for gae_lambda in (0.0, 0.5, 0.97, 1.0)]
     np.testing.assert_allclose(measured, [(2.473, 0.879), (1.932, 0.925), (1.060, 0.999), (1.0, 1.0)], atol=1e-3)
     expected = step_expectation(model, gae(0.0))
@@ -263,7 +263,7 @@ def test_discounted_reward_to_go_drops_gamma_to_the_t() -> None:
     # Causality with the γ^t kept is ∇J exactly.
     discounted = step_expectation(model, lambda t: [gamma**k * g for k, g in enumerate(returns_to_go(t, gamma))])
     np.testing.assert_allclose(discounted, exact, atol=1e-6)
-    # Measured (README, "Which options keep E[ĝ] = ∇J"): ‖E[ĝ]‖ ≈ 1.33 ‖∇J‖, cosine ≈ 0.93 at γ = 0.5.
+    # Measured (docs, "Which options keep E[ĝ] = ∇J"): ‖E[ĝ]‖ ≈ 1.33 ‖∇J‖, cosine ≈ 0.93 at γ = 0.5.
     assert relative_bias(expected, exact) == pytest.approx((1.329, 0.935), abs=1e-3)
 
     mean, standard_error = mean_update(model, N_UPDATES)
