@@ -188,6 +188,17 @@ def markdown_grid(columns: list[str], rows: Iterable[list[str]]) -> str:
     return "\n".join([markdown_header(columns), *map(markdown_row, rows)]) + "\n"
 
 
+def formatted_table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """
+    A markdown table of ``rows``, each cell a ``str.format`` template filled from its row.
+
+    :param rows: One dict per row
+    :param columns: Each column's header and template, e.g. ``("Training fps", "{fps:.0f}")``
+    """
+    cells = [[template.format(**row) for _, template in columns] for row in rows]
+    return markdown_grid([header for header, _ in columns], cells)
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]], columns: Iterable[str]) -> None:
     """
     Write ``rows`` to ``path`` with a header; ``None`` becomes an empty cell.

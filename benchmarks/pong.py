@@ -24,8 +24,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from benchmarks.common import (
     add_quick_and_out_arguments,
     add_seed_argument,
+    formatted_table,
     fresh_process_pool,
-    markdown_grid,
     peak_rss_mb,
     report_header,
     write_csv,
@@ -107,21 +107,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_quick_and_out_arguments(parser, "4,000 timesteps each", "pong")
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """The markdown table, one row per algorithm."""
-    columns = ["Algorithm", "Timesteps", "Training fps", "Peak RSS MiB", "Rollout buffer MiB (largest)", "Buffer share"]
-    cells = [
-        [
-            row["algorithm"],
-            str(row["timesteps"]),
-            f"{row['fps']:.0f}",
-            f"{row['peak_rss_mb']:.0f}",
-            f"{row['buffer_mb']:.0f}",
-            f"{row['buffer_share']:.0%}",
-        ]
-        for row in rows
-    ]
-    return markdown_grid(columns, cells)
+#: The table's columns, from the rows of :func:`measure`
+COLUMNS = (
+    ("Algorithm", "{algorithm}"),
+    ("Timesteps", "{timesteps}"),
+    ("Training fps", "{fps:.0f}"),
+    ("Peak RSS MiB", "{peak_rss_mb:.0f}"),
+    ("Rollout buffer MiB (largest)", "{buffer_mb:.0f}"),
+    ("Buffer share", "{buffer_share:.0%}"),
+)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -151,5 +145,6 @@ def main(args: argparse.Namespace) -> None:
         "one run at a time, each in a fresh process, one torch thread, on cpu",
         [f"{ENV_ID}, {timesteps} timesteps each, seed {args.seed}"],
     )
-    (args.out / "pong.md").write_text(header + "\n" + table(rows))
-    print(table(rows))
+    table = formatted_table(rows, COLUMNS)
+    (args.out / "pong.md").write_text(header + "\n" + table)
+    print(table)

@@ -28,8 +28,8 @@ from benchmarks.common import (
     add_env_arguments,
     add_quick_and_out_arguments,
     add_seed_argument,
+    formatted_table,
     fresh_process_pool,
-    markdown_grid,
     peak_rss_mb,
     report_header,
     step_without_learning,
@@ -139,24 +139,24 @@ SUMMARY_COLUMNS = (
     "rss_above_setup_ratio",
 )
 #: The columns of the table of ``throughput.md``
-TABLE_COLUMNS = [
-    "Env",
-    "n_envs",
-    "Ceiling fps",
-    "VPG fps",
-    "VPG / ceiling",
-    "env.step ms / 1k steps VPG / ceiling",
-    "Outside env.step ms / 1k steps VPG / ceiling",
-    "Ratio (outside env.step)",
-    "VPG (n_episodes) fps",
-    "VPG (n_episodes) / ceiling",
-    "A2C fps",
-    "VPG / A2C",
-    "Peak RSS VPG / A2C (same n_steps), MiB",
-    "Ratio",
-    "RSS above setup VPG / A2C (same n_steps), MiB",
-    "Ratio",
-]
+TABLE_COLUMNS = (
+    ("Env", "{env}"),
+    ("n_envs", "{n_envs}"),
+    ("Ceiling fps", "{ceiling_fps:.0f}"),
+    ("VPG fps", "{vpg_fps:.0f}"),
+    ("VPG / ceiling", "{vpg_vs_ceiling:.2f}"),
+    ("env.step ms / 1k steps VPG / ceiling", "{vpg_env_step_ms_per_1k:.1f} / {ceiling_env_step_ms_per_1k:.1f}"),
+    ("Outside env.step ms / 1k steps VPG / ceiling", "{vpg_outside_env_ms_per_1k:.1f} / {ceiling_outside_env_ms_per_1k:.1f}"),
+    ("Ratio (outside env.step)", "{vpg_vs_ceiling_outside_env:.2f}"),
+    ("VPG (n_episodes) fps", "{vpg_episodes_fps:.0f}"),
+    ("VPG (n_episodes) / ceiling", "{vpg_episodes_vs_ceiling:.2f}"),
+    ("A2C fps", "{a2c_fps:.0f}"),
+    ("VPG / A2C", "{vpg_vs_a2c:.2f}"),
+    ("Peak RSS VPG / A2C (same n_steps), MiB", "{vpg_peak_rss_mb:.0f} / {a2c_n_steps_peak_rss_mb:.0f}"),
+    ("Ratio", "{peak_rss_ratio:.2f}"),
+    ("RSS above setup VPG / A2C (same n_steps), MiB", "{vpg_rss_above_setup_mb:.1f} / {a2c_n_steps_rss_above_setup_mb:.1f}"),
+    ("Ratio", "{rss_above_setup_ratio:.2f}"),
+)
 
 
 def measure(job: Job) -> dict[str, Any]:
@@ -309,28 +309,7 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
 
     :param summary: The rows of :func:`summary_rows`
     """
-    rows = [
-        [
-            row["env"],
-            str(row["n_envs"]),
-            f"{row['ceiling_fps']:.0f}",
-            f"{row['vpg_fps']:.0f}",
-            f"{row['vpg_vs_ceiling']:.2f}",
-            f"{row['vpg_env_step_ms_per_1k']:.1f} / {row['ceiling_env_step_ms_per_1k']:.1f}",
-            f"{row['vpg_outside_env_ms_per_1k']:.1f} / {row['ceiling_outside_env_ms_per_1k']:.1f}",
-            f"{row['vpg_vs_ceiling_outside_env']:.2f}",
-            f"{row['vpg_episodes_fps']:.0f}",
-            f"{row['vpg_episodes_vs_ceiling']:.2f}",
-            f"{row['a2c_fps']:.0f}",
-            f"{row['vpg_vs_a2c']:.2f}",
-            f"{row['vpg_peak_rss_mb']:.0f} / {row['a2c_n_steps_peak_rss_mb']:.0f}",
-            f"{row['peak_rss_ratio']:.2f}",
-            f"{row['vpg_rss_above_setup_mb']:.1f} / {row['a2c_n_steps_rss_above_setup_mb']:.1f}",
-            f"{row['rss_above_setup_ratio']:.2f}",
-        ]
-        for row in summary
-    ]
-    return markdown_grid(TABLE_COLUMNS, rows)
+    return formatted_table(summary, TABLE_COLUMNS)
 
 
 def header(args: argparse.Namespace) -> str:

@@ -30,6 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from benchmarks.common import (
     add_quick_and_out_arguments,
     add_seed_argument,
+    formatted_table,
     fresh_process_pool,
     markdown_grid,
     peak_rss_mb,
@@ -122,8 +123,8 @@ def update_memory(batch_steps: int, chunk_size: int | None, seed: int) -> dict[s
     :param batch_steps: Steps in the batch, a multiple of ``MEMORY_N_ENVS × MEMORY_EPISODE_STEPS``
     :param chunk_size: VPG's ``chunk_size`` (``None``: its default)
     :param seed: Seed of the model and the frames
-    :return: The settings, the chunk size used, the MiB resident before ``train()``, the peak it added, the buffer's
-        MiB and the seconds it took
+    :return: The settings (how the update ran), the chunk size used, the MiB resident before ``train()``, the peak it
+        added, the buffer's MiB and the seconds it took
     """
     th.set_num_threads(1)
     env = DummyVecEnv([lambda: FixedLengthEpisodes(MEMORY_EPISODE_STEPS, FRAME_SHAPE, seed)] * MEMORY_N_ENVS)
@@ -146,7 +147,7 @@ def update_memory(batch_steps: int, chunk_size: int | None, seed: int) -> dict[s
     seconds = time.perf_counter() - start
     return {
         "batch_steps": batch_steps,
-        "chunked": chunk_size is None,
+        "update": "in chunks (default)" if chunk_size is None else "one pass",
         "chunk_size": model.chunk_size,
         "rss_before_mb": before,
         "update_peak_mb": peak_rss_mb() - before,
@@ -200,21 +201,15 @@ def time_table(rows: list[dict[str, Any]], long_episode: int) -> tuple[str, floa
     return markdown_grid(columns, cells), ratio
 
 
-def memory_table(rows: list[dict[str, Any]]) -> str:
-    """The memory part's table, one row per batch and way of updating."""
-    columns = ["Batch (steps)", "Update", "Chunk (steps)", "Peak added by train() MiB", "Buffer MiB", "train() s"]
-    cells = [
-        [
-            str(row["batch_steps"]),
-            "in chunks (default)" if row["chunked"] else "one pass",
-            str(row["chunk_size"]),
-            f"{row['update_peak_mb']:.0f}",
-            f"{row['buffer_mb']:.0f}",
-            f"{row['train_seconds']:.1f}",
-        ]
-        for row in rows
-    ]
-    return markdown_grid(columns, cells)
+#: The memory table's columns, from the rows of :func:`update_memory`
+MEMORY_COLUMNS = (
+    ("Batch (steps)", "{batch_steps}"),
+    ("Update", "{update}"),
+    ("Chunk (steps)", "{chunk_size}"),
+    ("Peak added by train() MiB", "{update_peak_mb:.0f}"),
+    ("Buffer MiB", "{buffer_mb:.0f}"),
+    ("train() s", "{train_seconds:.1f}"),
+)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -246,13 +241,12 @@ def main(args: argparse.Namespace) -> None:
                 rows.append(pool.submit(update_memory, steps, chunk_size, args.seed).result())
                 print(f"{steps} steps, chunk {rows[-1]['chunk_size']}: +{rows[-1]['update_peak_mb']:.0f} MiB", flush=True)
         write_csv(args.out / "update_memory.csv", rows, rows[0].keys())
-        chunked = {row["batch_steps"]: row["update_peak_mb"] for row in rows if row["chunked"]}
+        chunked = {row["batch_steps"]: row["update_peak_mb"] for row in rows if row["update"] != "one pass"}
         ratios = ", ".join(
             f"{steps} / {args.batch_steps[0]}: {chunked[steps] / chunked[args.batch_steps[0]]:.2f}" for steps in chunked
         )
-        sections.append(
-            f"## Peak memory of one update, frames of {FRAME_SHAPE}\n\n{memory_table(rows)}\nIn chunks, {ratios}\n"
-        )
+        table = formatted_table(rows, MEMORY_COLUMNS)
+        sections.append(f"## Peak memory of one update, frames of {FRAME_SHAPE}\n\n{table}\nIn chunks, {ratios}\n")
         print(sections[-1], flush=True)
     header = report_header(
         "sb3-vpg: the cost of an update", args.command_line, "one measurement at a time, one torch thread, on cpu", []
