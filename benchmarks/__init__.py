@@ -1,5 +1,5 @@
 """
-The measurement harness of sb3-vpg: the benchmarks behind the README's results, run from the repository root as
+The measurement harness of sb3-vpg: the benchmarks behind the docs' results (Benchmark page), run from the repository root as
 ``python -m benchmarks <subcommand> [options]`` (:mod:`benchmarks.cli`). It is not part of the ``sb3_vpg`` package
 nor of its wheel; ``pip install -e ".[bench]"`` installs what it needs.
 

@@ -35,7 +35,7 @@ def build_parser(subcommand: str | None) -> argparse.ArgumentParser:
         and summary. ``None``: none
     """
     parser = argparse.ArgumentParser(
-        prog=COMMAND, description="The measurements behind the README's results: one subcommand each."
+        prog=COMMAND, description="The measurements behind the docs' results: one subcommand each."
     )
     subparsers = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     for name, summary in SUBCOMMANDS.items():

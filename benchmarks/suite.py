@@ -3,7 +3,7 @@ The learning-curve suite: ``python -m benchmarks suite [--quick] [options]``.
 
 Trains plain VPG (Eq. 4), VPG with its best variance reductions, and SB3's A2C and PPO with rl-zoo3's tuned
 hyperparameters on the same envs, several seeds each, and measures the rollout-collection ceiling (SB3's loop of
-``env.step`` and policy forward, without learning) alongside; see the README, "Benchmark".
+``env.step`` and policy forward, without learning) alongside; see the docs' Benchmark page.
 
 Runs every algorithm × env × seed that has no up-to-date result yet in ``--out`` (a result is up to date when it was
 made with the same budget, evaluation settings and hyperparameters), two at a time in separate processes, printing

@@ -1,9 +1,9 @@
 """
-Screenshot of TensorBoard showing a VPG run's scalars, for the README: trains a short VPG run with
+Screenshot of TensorBoard showing a VPG run's scalars, for the docs: trains a short VPG run with
 ``tensorboard_log`` (or uses ``--logdir``), serves it with a real ``tensorboard --logdir`` on localhost, and has
 headless Chromium (Debian's ``chromium``: ``apt-get install -y chromium``) take the picture.
 
-    python -m benchmarks tensorboard --out docs/tensorboard.png
+    python -m benchmarks tensorboard --out docs/images/tensorboard.png
 """
 
 import argparse
@@ -104,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     :param parser: Its parser
     """
-    parser.add_argument("--out", type=Path, default=Path("docs/tensorboard.png"), help="the PNG to write")
+    parser.add_argument("--out", type=Path, default=Path("docs/images/tensorboard.png"), help="the PNG to write")
     parser.add_argument("--logdir", type=Path, help="TensorBoard logs to show (default: train a VPG run first)")
     parser.add_argument("--env", default="CartPole-v1", help="env of the VPG run trained when --logdir is not given")
     parser.add_argument("--timesteps", type=int, default=50_000, help="timesteps of that run")

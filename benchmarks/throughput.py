@@ -1,6 +1,6 @@
 """
 Throughput and memory of VPG against the rollout-collection ceiling and A2C on the same envs:
-``python -m benchmarks throughput [--quick] [options]``. See the README, "Throughput and memory".
+``python -m benchmarks throughput [--quick] [options]``. See the docs' Benchmark page.
 
 For every env and number of envs (``make_vec_env`` with ``DummyVecEnv``, the same seed), each of :data:`VARIANTS` is
 measured in a fresh process, one process at a time, for the same timesteps; the variants take turns within each

@@ -206,10 +206,14 @@ def _generalized_advantage(steps: EpisodeSteps, gamma: float, gae_lambda: float)
     return generalized_advantages(steps.rewards, _values(steps), steps.dones, gamma, gae_lambda)
 
 
-#: How an estimator's expectation relates to ∇J(θ) (the docs and the tests read these).
+#: How an estimator's expectation relates to ∇J(θ), J the expected return R(τ) discounted from each episode's start
+#: (the docs read these; the tests check each by enumeration). The reward-to-go discounts from step t, not from the
+#: start: below γ = 1 it drops the γ^t of the step, so it estimates another gradient.
 UNBIASED = "E[ĝ] = ∇J"
+UNBIASED_AT_GAMMA_1 = "E[ĝ] = ∇J at γ = 1"
 SHRUNK = "E[ĝ] = ((m − 1)/m) ∇J"
-UNBIASED_AT_LAMBDA_1 = "E[ĝ] = ∇J at λ = 1; biased below 1 unless V = V^π"
+SHRUNK_AT_GAMMA_1 = "E[ĝ] = ((m − 1)/m) ∇J at γ = 1"
+UNBIASED_AT_LAMBDA_1 = "E[ĝ] = ∇J at γ = λ = 1; biased below λ = 1 unless V = V^π"
 
 
 @dataclass(frozen=True)
@@ -244,9 +248,9 @@ class Estimator:
 #: Every estimator VPG offers, Eq. (4) first. Adding one is adding an entry.
 ESTIMATORS: tuple[Estimator, ...] = (
     Estimator("return", False, None, _whole_return, UNBIASED),
-    Estimator("reward-to-go", True, None, _reward_to_go, UNBIASED),
+    Estimator("reward-to-go", True, None, _reward_to_go, UNBIASED_AT_GAMMA_1),
     Estimator("return-mean", False, "mean", _whole_return_minus_mean, SHRUNK, min_episodes=2),
-    Estimator("reward-to-go-mean", True, "mean", _reward_to_go_minus_mean, SHRUNK, min_episodes=2),
+    Estimator("reward-to-go-mean", True, "mean", _reward_to_go_minus_mean, SHRUNK_AT_GAMMA_1, min_episodes=2),
     Estimator("return-value", False, "value", _whole_return_minus_value, UNBIASED),
     Estimator("gae", True, "value", _generalized_advantage, UNBIASED_AT_LAMBDA_1, takes_gae_lambda=True),
 )

@@ -59,7 +59,7 @@ class VPG(OnPolicyAlgorithm):
         can take when no episode lasts more than H steps (H: the env's time limit, else ``max_episode_steps``), so
         that code which sizes its work from ``n_steps`` (imitation's GAIL, ...) can.
     :param n_episodes: Batch given in episodes (the m of Algorithm 1): collect until at least this many episodes have
-        ended. With neither ``n_steps`` nor ``n_episodes``, ``n_episodes`` is :data:`DEFAULT_N_EPISODES`.
+        ended. With neither ``n_steps`` nor ``n_episodes``, ``n_episodes`` is 8 (:data:`DEFAULT_N_EPISODES`).
     :param gamma: Discount factor in [0, 1]; 1 (the default) is the undiscounted return of Eq. (4)
     :param reward_to_go: Weight log π(a_t|s_t) by the reward-to-go Σ_{t'≥t} γ^(t'-t) r_{t'} instead of R(τ)
     :param baseline: What is subtracted from the returns: ``None`` (Eq. 4), ``"mean"`` (the batch's mean over its m
@@ -77,7 +77,7 @@ class VPG(OnPolicyAlgorithm):
     :param max_grad_norm: The maximum norm for gradient clipping; ``None`` (the default) does not clip
     :param chunk_size: Steps per forward/backward pass of an update. The gradients of the chunks add up to the
         gradient of the whole batch, so it sets the update's memory, not its result. ``None``: as many steps as
-        :data:`CHUNK_BYTES` of observations hold.
+        32 MiB of observations hold (:data:`CHUNK_BYTES`).
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE) instead of action noise exploration
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
     :param max_episode_steps: The longest episode VPG accepts. Every step is kept until its episode ends, so an
