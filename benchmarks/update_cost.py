@@ -89,7 +89,8 @@ def update_times(args: argparse.Namespace) -> list[dict[str, Any]]:
     The time of every ``train()`` while the long episode runs, and the buffer's memory.
 
     :param args: The options of ``update-cost``
-    :return: One row per update: the long episode's age, the batch's steps, the ms of ``train()``, the buffer's KiB
+    :return: One row per update: the long episode's age, the batch's steps, the wall-clock and CPU ms of ``train()``
+        (the CPU time of this process, which other load on a shared machine disturbs less), the buffer's KiB
     """
     th.set_num_threads(1)
     lengths = [args.long_episode] + [args.short_episode] * (args.n_envs - 1)
@@ -100,13 +101,14 @@ def update_times(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     def timed_train() -> None:
         batch_steps = model.rollout_buffer.size()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         train()
         rows.append(
             {
                 "long_episode_age": model.num_timesteps // args.n_envs,
                 "batch_steps": batch_steps,
                 "train_ms": 1000 * (time.perf_counter() - start),
+                "train_cpu_ms": 1000 * (time.process_time() - start_cpu),
                 "buffer_kib": model.rollout_buffer.nbytes / 2**10,
             }
         )
@@ -182,7 +184,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def time_table(rows: list[dict[str, Any]], long_episode: int) -> tuple[str, float]:
     """
-    The time part's table: the median ``train()`` in the first and the last tenth of the long episode's life.
+    The time part's table: the median ``train()`` in the first and the last tenth of the long episode's life, in CPU
+    time (the ratio) and in wall-clock time.
 
     :param rows: :func:`update_times`' rows
     :param long_episode: The long episode's length
@@ -193,11 +196,22 @@ def time_table(rows: list[dict[str, Any]], long_episode: int) -> tuple[str, floa
     cells = []
     for name, group in (("first tenth", early), ("last tenth", late)):
         ages = f"{group[0]['long_episode_age']}–{group[-1]['long_episode_age']}"
-        train_ms = float(np.median([row["train_ms"] for row in group]))
-        batch = float(np.median([row["batch_steps"] for row in group]))
-        cells.append([name, ages, str(len(group)), f"{batch:.0f}", f"{train_ms:.2f}", f"{group[-1]['buffer_kib']:.0f}"])
-    ratio = float(np.median([row["train_ms"] for row in late]) / np.median([row["train_ms"] for row in early]))
-    columns = ["Long episode", "Its age (steps)", "Updates", "Median batch (steps)", "Median train() ms", "Buffer KiB"]
+        cpu_ms, wall_ms, batch = (
+            float(np.median([row[key] for row in group])) for key in ("train_cpu_ms", "train_ms", "batch_steps")
+        )
+        cells.append(
+            [name, ages, str(len(group)), f"{batch:.0f}", f"{cpu_ms:.2f}", f"{wall_ms:.2f}", f"{group[-1]['buffer_kib']:.0f}"]
+        )
+    ratio = float(np.median([row["train_cpu_ms"] for row in late]) / np.median([row["train_cpu_ms"] for row in early]))
+    columns = [
+        "Long episode",
+        "Its age (steps)",
+        "Updates",
+        "Median batch (steps)",
+        "Median train() CPU ms",
+        "Wall ms",
+        "Buffer KiB",
+    ]
     return markdown_grid(columns, cells), ratio
 
 

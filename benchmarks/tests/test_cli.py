@@ -73,14 +73,14 @@ def test_update_cost_times_the_updates_and_measures_their_memory(tmp_path) -> No
         *("--n-envs", "4", "--long-episode", "400", "--short-episode", "10"),
         *("--batch-steps", "1024", "--whole-up-to", "1024", "--out", str(tmp_path)),
     )
-    ages = re.findall(
-        r"^\| (first|last) tenth \| (\d+)–(\d+) \| (\d+) \| (\d+) \| (\S+) \| (\S+) \|$", output, flags=re.MULTILINE
-    )
+    row = r"^\| (first|last) tenth \| (\d+)–(\d+) \| (\d+) \| (\d+) \| (\S+) \| \S+ \| (\S+) \|$"
+    ages = re.findall(row, output, flags=re.MULTILINE)
     assert [(name, int(first), int(last)) for name, first, last, *_ in ages] == [("first", 10, 40), ("last", 370, 399)]
-    for *_, updates, batch, train_ms, buffer_mb in ages:
-        assert int(updates) == 4 and int(batch) == 30 and float(train_ms) > 0 and float(buffer_mb) > 0
+    for *_, updates, batch, train_cpu_ms, buffer_kib in ages:
+        assert int(updates) == 4 and int(batch) == 30 and float(train_cpu_ms) > 0 and float(buffer_kib) > 0
     memory = re.findall(r"^\| 1024 \| (in chunks \(default\)|one pass) \| (\d+) \| (\d+) \|", output, flags=re.MULTILINE)
     assert [(way, int(chunk)) for way, chunk, _ in memory] == [("in chunks (default)", 297), ("one pass", 1024)]
     assert all(int(peak) > 0 for *_, peak in memory)
-    times = read_csv(tmp_path / "update_times.csv", ("long_episode_age", "batch_steps", "train_ms", "buffer_kib"))
+    columns = ("long_episode_age", "batch_steps", "train_ms", "train_cpu_ms", "buffer_kib")
+    times = read_csv(tmp_path / "update_times.csv", columns)
     assert len(times) == 40 and (tmp_path / "update-cost.md").is_file()  # every 10 steps, and at the budget, 399
