@@ -228,24 +228,28 @@ MEMORY_COLUMNS = (
 
 def main(args: argparse.Namespace) -> None:
     """
-    Measure, print and write ``update-cost.md`` with the CSV of each part.
+    Measure, print, and write each part's report with its CSV: ``update-time.md`` and ``update_times.csv``,
+    ``update-memory.md`` and ``update_memory.csv`` (a part not run keeps its earlier files).
 
     :param args: The options of ``update-cost``
     """
     if args.quick:
         args.long_episode, args.batch_steps, args.whole_up_to = 2_000, [1024, 2048], 1024
     args.out.mkdir(parents=True, exist_ok=True)
-    sections = []
+    header = report_header(
+        "sb3-vpg: the cost of an update", args.command_line, "one measurement at a time, one torch thread, on cpu", []
+    )
     if args.part in ("time", "both"):
         rows = update_times(args)
         write_csv(args.out / "update_times.csv", rows, rows[0].keys())
         table, ratio = time_table(rows, args.long_episode)
-        sections.append(
+        section = (
             f"## train() time as one episode ages\n\n{args.n_envs} envs: one plays a {args.long_episode}-step episode, "
             f"the others end theirs every {args.short_episode} steps (n_steps = {args.short_episode}).\n\n{table}\n"
-            f"Last tenth / first tenth: {ratio:.2f}\n"
+            f"Last tenth / first tenth (CPU time): {ratio:.2f}\n"
         )
-        print(sections[-1], flush=True)
+        (args.out / "update-time.md").write_text(header + "\n" + section)
+        print(section, flush=True)
     if args.part in ("memory", "both"):
         jobs = [(steps, None) for steps in args.batch_steps]
         jobs += [(steps, steps) for steps in args.batch_steps if steps <= args.whole_up_to]
@@ -260,9 +264,6 @@ def main(args: argparse.Namespace) -> None:
             f"{steps} / {args.batch_steps[0]}: {chunked[steps] / chunked[args.batch_steps[0]]:.2f}" for steps in chunked
         )
         table = formatted_table(rows, MEMORY_COLUMNS)
-        sections.append(f"## Peak memory of one update, frames of {FRAME_SHAPE}\n\n{table}\nIn chunks, {ratios}\n")
-        print(sections[-1], flush=True)
-    header = report_header(
-        "sb3-vpg: the cost of an update", args.command_line, "one measurement at a time, one torch thread, on cpu", []
-    )
-    (args.out / "update-cost.md").write_text(header + "\n" + "\n".join(sections))
+        section = f"## Peak memory of one update, frames of {FRAME_SHAPE}\n\n{table}\nIn chunks, {ratios}\n"
+        (args.out / "update-memory.md").write_text(header + "\n" + section)
+        print(section, flush=True)

@@ -83,4 +83,5 @@ def test_update_cost_times_the_updates_and_measures_their_memory(tmp_path) -> No
     assert all(int(peak) > 0 for *_, peak in memory)
     columns = ("long_episode_age", "batch_steps", "train_ms", "train_cpu_ms", "buffer_kib")
     times = read_csv(tmp_path / "update_times.csv", columns)
-    assert len(times) == 40 and (tmp_path / "update-cost.md").is_file()  # every 10 steps, and at the budget, 399
+    assert len(times) == 40  # every 10 steps, and at the budget, 399
+    assert (tmp_path / "update-time.md").is_file() and (tmp_path / "update-memory.md").is_file()
