@@ -3,16 +3,17 @@ Rollout buffers of whole episodes.
 
 SB3's :class:`~stable_baselines3.common.buffers.RolloutBuffer` holds exactly ``n_steps`` transitions per env and is
 emptied after every update, so an episode still running at the end of a rollout is cut in two and its return
-bootstrapped. Vanilla policy gradient needs R(τ) of *whole* trajectories, so these subclasses keep two stores:
+bootstrapped. Vanilla policy gradient needs R(τ) of *whole* trajectories, so these subclasses keep the steps of each
+episode until it ends, and hand out complete episodes only.
 
-- **the running episodes**: each env's current episode, in arrays of that env's own, which grow with the episode.
-  Memory is the steps of the running episodes (each env keeps room for the longest episode it has run), not
-  ``n_envs`` × the age of the oldest.
-- **the batch**: the complete episodes not trained on yet, laid end to end (one row per step, SB3's ``observations``,
-  ``actions``, ``rewards``; ``pos`` rows). When an episode ends, its steps move there and its reward-to-go
-  (``returns``) is computed, once, vectorised. :meth:`~EpisodeRolloutBuffer.compute_advantages` writes the weights of
-  the update into ``advantages``; :meth:`~EpisodeRolloutBuffer.get` hands out the batch; the update then discards it
-  (:meth:`~EpisodeRolloutBuffer.discard_batch`).
+The steps of the running episodes are stored in blocks of :data:`BLOCK_ROWS` rows, taken from a pool that all envs
+share (:class:`_BlockPool`): each running episode owns blocks of its own, so memory follows the steps of the running
+episodes (not ``n_envs`` × the age of the oldest), while one step of every env is still written at once. An episode
+that ends is copied, whole, to **the batch**, the complete episodes not trained on yet, laid end to end
+(``n_episodes`` of them, ``pos`` steps), and its blocks go back to the pool.
+:meth:`~EpisodeRolloutBuffer.compute_advantages` computes each step's reward-to-go (``returns``), once, vectorised over
+the batch, and the update's weights (``advantages``); :meth:`~EpisodeRolloutBuffer.get` hands out the batch's steps,
+chunk by chunk; the update then discards the batch (:meth:`~EpisodeRolloutBuffer.discard_batch`).
 
 :meth:`~EpisodeRolloutBuffer.add` is all or nothing: it writes only rows that no committed state refers to, and
 commits the step in its last line, so an exception or an interrupt anywhere in it leaves the buffer as it was. An env
@@ -21,7 +22,7 @@ dropped, whole. A step that comes without its episode's start (after ``load`` or
 not stored, and its episode is dropped when it ends. Both count in ``n_dropped_episodes``.
 """
 
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import NamedTuple
 
 import numpy as np
@@ -37,77 +38,82 @@ from sb3_vpg.type_aliases import DictEpisodeRolloutBufferSamples, EpisodeRollout
 #: Default cap on the length of one episode: past it, collection stops with an error instead of growing forever.
 MAX_EPISODE_STEPS = 100_000
 
-#: The most rows per env allocated at first: every store grows (doubling) as it needs to.
+#: Steps per block: an episode holds whole blocks.
+BLOCK_ROWS = 64
+
+#: The most steps per env allocated at first: the pool grows (doubling) as it needs to.
 INITIAL_ROWS = 1024
 
 Observations = np.ndarray | dict[str, np.ndarray]
 
 
-def _map(function: Callable[[np.ndarray], np.ndarray], observations: Observations) -> Observations:
-    """``function`` applied to the observation array, or to each array of Dict observations."""
-    if isinstance(observations, dict):
-        return {key: function(array) for key, array in observations.items()}
-    return function(observations)
-
-
-def _items(observations: Observations) -> list[tuple[str, np.ndarray]]:
-    """Each observation array with its key (``""`` for a non-Dict space)."""
-    return list(observations.items()) if isinstance(observations, dict) else [("", observations)]
-
-
 def _grown(array: np.ndarray, n_rows: int) -> np.ndarray:
-    """A copy of ``array`` with room for ``n_rows`` rows (doubling), every row at the index it had."""
-    capacity = max(len(array), 1)
-    while capacity < n_rows:
-        capacity *= 2
-    if capacity == len(array):
-        return array
-    grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
+    """A copy of ``array`` with room for ``n_rows`` rows, every row at the index it had."""
+    grown = np.zeros((n_rows, *array.shape[1:]), dtype=array.dtype)
     grown[: len(array)] = array
     return grown
 
 
-class _EpisodeSteps:
+class _BlockPool:
     """
-    The observations, actions and rewards of one env's running episode, in arrays that grow without moving a row.
+    The stored steps, in blocks of :data:`BLOCK_ROWS` rows: block ``b`` is rows ``b·BLOCK_ROWS`` to
+    ``(b + 1)·BLOCK_ROWS − 1`` of every field's array. The pool grows by doubling, every row keeping its index.
 
-    :param observations: Empty observation array(s), one row per step
-    :param actions: Empty action array
-    :param rewards: Empty reward array
+    :param fields: Each field's shape of one step and dtype, by name
+    :param n_blocks: Blocks allocated at first
     """
 
-    def __init__(self, observations: Observations, actions: np.ndarray, rewards: np.ndarray):
-        self.observations = observations
-        self.actions = actions
-        self.rewards = rewards
+    def __init__(self, fields: dict[str, tuple[tuple[int, ...], np.dtype]], n_blocks: int):
+        self.arrays = {name: np.zeros((n_blocks * BLOCK_ROWS, *shape), dtype) for name, (shape, dtype) in fields.items()}
 
-    def reserve(self, n_rows: int) -> None:
-        """Make room for ``n_rows`` rows; a row written before keeps its index (and its value)."""
-        self.observations = _map(lambda array: _grown(array, n_rows), self.observations)
-        self.actions = _grown(self.actions, n_rows)
-        self.rewards = _grown(self.rewards, n_rows)
+    @property
+    def n_blocks(self) -> int:
+        """The blocks allocated."""
+        return len(next(iter(self.arrays.values()))) // BLOCK_ROWS
+
+    def grow(self) -> range:
+        """Double the blocks; return the new blocks' indices."""
+        n_blocks = self.n_blocks
+        self.arrays = {name: _grown(array, 2 * n_blocks * BLOCK_ROWS) for name, array in self.arrays.items()}
+        return range(n_blocks, 2 * n_blocks)
+
+    def write(self, rows: np.ndarray, steps: dict[str, np.ndarray]) -> None:
+        """Write ``steps[name][i]`` at row ``rows[i]``, for every field."""
+        for name, array in self.arrays.items():
+            array[rows] = steps[name]
 
 
-class _RunningEpisodes(NamedTuple):
+def _episode_rows(blocks: tuple[int, ...], length: int) -> np.ndarray:
+    """The pool's rows of an episode's ``length`` steps, held in ``blocks``."""
+    return (np.array(blocks)[:, None] * BLOCK_ROWS + np.arange(BLOCK_ROWS)).ravel()[:length]
+
+
+class _Episodes(NamedTuple):
     """
-    Where each env's running episode stands.
+    The committed state of the stored episodes: each env's running episode, the batch, and the free blocks.
 
-    :param starts: Its first row in the env's store
-    :param lengths: Its steps so far, stored or not
+    :param lengths: Each env's running episode: its steps so far, stored or not
     :param holds: Whether the buffer holds it from its first step (else its steps are not stored)
+    :param blocks: The blocks that hold its steps, in order
+    :param current: The last of its blocks (-1: none)
+    :param batch: The steps of each complete episode of the batch, in the batch's order
+    :param free: The blocks no episode holds
     """
 
-    starts: np.ndarray
     lengths: np.ndarray
     holds: np.ndarray
+    blocks: tuple[tuple[int, ...], ...]
+    current: np.ndarray
+    batch: tuple[int, ...]
+    free: tuple[int, ...]
 
 
 class EpisodeRolloutBuffer(RolloutBuffer):
     """
     Rollout buffer that hands out whole episodes only (see the module docstring).
 
-    :param buffer_size: Rows allocated per env at first (SB3 passes ``n_steps``), at most :data:`INITIAL_ROWS`; every
-        store grows as needed
+    :param buffer_size: Steps per env allocated at first (SB3 passes ``n_steps``), at most :data:`INITIAL_ROWS`; the
+        pool grows as needed
     :param observation_space: Observation space
     :param action_space: Action space
     :param device: PyTorch device of the samples
@@ -119,7 +125,6 @@ class EpisodeRolloutBuffer(RolloutBuffer):
     """
 
     samples_class: type[EpisodeRolloutBufferSamples] | type[DictEpisodeRolloutBufferSamples] = EpisodeRolloutBufferSamples
-    observations: Observations  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -133,63 +138,55 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         max_episode_steps: int = MAX_EPISODE_STEPS,
     ):
         self.max_episode_steps = max_episode_steps
-        super().__init__(
-            min(max(buffer_size, 1), INITIAL_ROWS), observation_space, action_space, device, gae_lambda, gamma, n_envs
-        )
+        size = min(max(buffer_size, 1), INITIAL_ROWS)
+        super().__init__(size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
 
     def reset(self) -> None:
         """Forget everything: the batch, the running episodes and the count of dropped episodes."""
         super(RolloutBuffer, self).reset()
-        self.observations, self.actions, self.rewards = self._empty_steps(self.buffer_size * self.n_envs)
-        #: The reward-to-go G_t of each step of the batch
-        self.returns = np.zeros(len(self.rewards), dtype=np.float32)
-        #: 1 on the first step of each episode of the batch
-        self.episode_starts = np.zeros(len(self.rewards), dtype=np.float32)
-        #: The weight of each step's log π in the update (:meth:`compute_advantages`)
-        self.advantages = np.zeros(len(self.rewards), dtype=np.float32)
-        self.advantages_computed = False
+        self._obs_fields = self._observation_fields()
+        observation_fields = {f"obs:{key}": (shape, dtype) for key, shape, dtype in self._obs_fields}
+        actions, rewards = ((self.action_dim,), np.dtype(self.action_space.dtype)), ((), np.dtype(np.float32))
+        fields = {**observation_fields, "actions": actions, "rewards": rewards}
+        n_blocks = self.n_envs * -(-self.buffer_size // BLOCK_ROWS)
+        self._pool = _BlockPool(fields, n_blocks)
+        # The batch's steps, laid end to end, by field of the pool; the rows from pos on are free.
+        self._batch = {
+            name: np.zeros((self.buffer_size * self.n_envs, *shape), dtype) for name, (shape, dtype) in fields.items()
+        }
+        no_episodes = np.zeros(self.n_envs, dtype=np.int64)
+        self._episodes = _Episodes(
+            no_episodes, np.zeros(self.n_envs, dtype=bool), ((),) * self.n_envs, no_episodes - 1, (), tuple(range(n_blocks))
+        )
         #: Complete episodes in the batch (m)
         self.n_episodes = 0
         #: Episodes dropped because the buffer never held their start or their env was reset before they ended
         self.n_dropped_episodes = 0
-        self._env_steps = [_EpisodeSteps(*self._empty_steps(self.buffer_size)) for _ in range(self.n_envs)]
-        no_episodes = np.zeros(self.n_envs, dtype=np.int64)
-        self._running = _RunningEpisodes(no_episodes, no_episodes, np.zeros(self.n_envs, dtype=bool))
+        self._lay_out(())
 
-    def _empty_steps(self, n_rows: int) -> tuple[Observations, np.ndarray, np.ndarray]:
-        """Zeroed observation, action and reward arrays of ``n_rows`` rows."""
+    def _observation_fields(self) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+        """Each observation array's key (``""`` for a non-Dict space), shape of one step and dtype."""
         if isinstance(self.obs_shape, dict):
             space = self.observation_space
             assert isinstance(space, spaces.Dict)
-            observations: Observations = {
-                key: np.zeros((n_rows, *shape), dtype=space[key].dtype) for key, shape in self.obs_shape.items()
-            }
-        else:
-            observations = np.zeros((n_rows, *self.obs_shape), dtype=self.observation_space.dtype)
-        actions = np.zeros((n_rows, self.action_dim), dtype=self.action_space.dtype)
-        return observations, actions, np.zeros(n_rows, dtype=np.float32)
+            return [(key, shape, np.dtype(space[key].dtype)) for key, shape in self.obs_shape.items()]
+        return [("", self.obs_shape, np.dtype(self.observation_space.dtype))]
 
     @property
     def n_running_steps(self) -> int:
         """The steps of the running episodes that the buffer holds, waiting for their episode to end."""
-        return int(self._running.lengths[self._running.holds].sum())
+        return int(self._episodes.lengths[self._episodes.holds].sum())
 
     @property
     def nbytes(self) -> int:
-        """The memory the buffer's arrays take (the batch's room, and each env's room for its running episode)."""
-        stores: list[tuple[Observations, np.ndarray, np.ndarray]] = [
-            (self.observations, self.actions, self.rewards),
-            *((steps.observations, steps.actions, steps.rewards) for steps in self._env_steps),
-        ]
-        arrays = [self.returns, self.episode_starts, self.advantages]
-        for observations, actions, rewards in stores:
-            arrays += [array for _, array in _items(observations)] + [actions, rewards]
+        """The memory the buffer's arrays take: the pool of the running episodes' blocks, and the batch."""
+        arrays = [*self._pool.arrays.values(), *self._batch.values(), self._returns, self._episode_starts, self._advantages]
         return sum(array.nbytes for array in arrays)
 
     @property
     def episode_returns(self) -> np.ndarray:
         """R(τ) of each episode of the batch."""
-        return self.returns[: self.pos][self.episode_starts[: self.pos] > 0]
+        return self.returns[self.episode_starts > 0]
 
     def add(  # type: ignore[override]
         self,
@@ -204,7 +201,7 @@ class EpisodeRolloutBuffer(RolloutBuffer):
     ) -> None:
         """
         Store one step of every env, in SB3's order, and whether it ended its episode (``done``, terminated or
-        truncated: nothing is bootstrapped). An episode that ends moves, whole, to the batch.
+        truncated: nothing is bootstrapped). An episode that ends joins the batch, whole.
 
         :param obs: Observation
         :param action: Action
@@ -219,18 +216,72 @@ class EpisodeRolloutBuffer(RolloutBuffer):
                 "EpisodeRolloutBuffer.add: value and log_prob must be None: V(s_t) and log π(a_t|s_t) are computed at "
                 "update time, with the parameters that the update differentiates."
             )
-        observations = self._by_key(obs)
-        actions = np.asarray(action).reshape((self.n_envs, self.action_dim))
-        rewards = np.asarray(reward, dtype=np.float32).reshape(self.n_envs)
-        starts_flags = np.asarray(episode_start, dtype=bool).reshape(self.n_envs)
+        steps = self._steps(obs, action, reward)
+        starts = np.asarray(episode_start, dtype=bool).reshape(self.n_envs)
         dones = np.asarray(done, dtype=bool).reshape(self.n_envs)
 
-        # The running episodes after this step. Nothing that the committed state refers to is written before the
-        # last line: a new episode's rows go after those of an episode its env cut short (still committed).
-        before = self._running
-        cut = starts_flags & (before.lengths > 0)
-        holds = starts_flags | before.holds
-        lengths = np.where(starts_flags, 1, before.lengths + 1)
+        # Nothing that the committed state refers to is written before the last line: a step goes after the rows of its
+        # episode's last block, or to a block that was free; the blocks this step frees are only reused by later ones.
+        before = self._episodes
+        offsets = before.lengths % BLOCK_ROWS
+        special = starts | dones | ~before.holds | (offsets == 0)
+        if not special.any():
+            # Most steps: every env goes on with an episode the buffer holds, inside that episode's last block.
+            lengths = before.lengths + 1
+            self._check_length(lengths)
+            self._pool.write(before.current * BLOCK_ROWS + offsets, steps)
+            self._episodes = before._replace(lengths=lengths)
+            return
+
+        # Some envs start or end an episode, hold none, or fill a block: each of those on its own, in Python.
+        lengths, holds, current = before.lengths + 1, before.holds.copy(), before.current.copy()
+        blocks, free, batch = list(before.blocks), list(before.free), list(before.batch)
+        released: list[int] = []
+        n_steps, n_dropped = self.pos, 0
+        events = np.flatnonzero(special)
+        for env in events:
+            if starts[env]:
+                if before.lengths[env] > 0:  # its env was reset before the episode ended: dropped, whole
+                    n_dropped += 1
+                    released += before.blocks[env]
+                lengths[env], holds[env], blocks[env] = 1, True, ()
+            if holds[env] and (lengths[env] - 1) % BLOCK_ROWS == 0:  # a new episode, or a full block
+                if not free:
+                    free += self._pool.grow()
+                current[env] = free.pop(0)
+                blocks[env] = (*blocks[env], int(current[env]))
+        self._check_length(lengths)
+        if holds.all():
+            self._pool.write(current * BLOCK_ROWS + (lengths - 1) % BLOCK_ROWS, steps)
+        else:
+            held = np.flatnonzero(holds)
+            rows = current[held] * BLOCK_ROWS + (lengths[held] - 1) % BLOCK_ROWS
+            self._pool.write(rows, {name: array[held] for name, array in steps.items()})
+        for env in events[dones[events]]:
+            if holds[env]:
+                self._copy_to_batch(n_steps, _episode_rows(blocks[env], int(lengths[env])))
+                n_steps += int(lengths[env])
+                batch.append(int(lengths[env]))
+                released += blocks[env]
+            else:  # its first step was never stored
+                n_dropped += 1
+            lengths[env], holds[env], blocks[env] = 0, False, ()
+        episodes = _Episodes(lengths, holds, tuple(blocks), current, tuple(batch), tuple(free + released))
+        commit = (episodes, n_steps, len(batch), self.n_dropped_episodes + n_dropped, False)
+        self._episodes, self.pos, self.n_episodes, self.n_dropped_episodes, self.advantages_computed = commit
+
+    def _steps(self, obs: Observations, action: np.ndarray, reward: np.ndarray) -> dict[str, np.ndarray]:
+        """One step of every env, by field of the pool, shaped ``(n_envs, ...)``."""
+        observations = obs if isinstance(obs, dict) else {"": obs}
+        steps = {
+            f"obs:{key}": np.asarray(observations[key]).reshape((self.n_envs, *shape)) for key, shape, _ in self._obs_fields
+        }
+        steps["actions"] = np.asarray(action).reshape((self.n_envs, self.action_dim))
+        steps["rewards"] = np.asarray(reward, dtype=np.float32).reshape(self.n_envs)
+        return steps
+
+    def _check_length(self, lengths: np.ndarray) -> None:
+        """Raise when an episode has lasted more than ``max_episode_steps`` steps."""
         if lengths.max() > self.max_episode_steps:
             longest = int(lengths.argmax())
             raise RuntimeError(
@@ -238,81 +289,91 @@ class EpisodeRolloutBuffer(RolloutBuffer):
                 "steps without ending. VPG trains on whole episodes only and keeps every step until its episode ends: "
                 "give the env a time limit (gymnasium.wrappers.TimeLimit) or raise max_episode_steps."
             )
-        stored_ends = before.starts + np.where(before.holds, before.lengths, 0)
-        starts = np.where(starts_flags, np.where(cut, stored_ends, 0), before.starts)
-        ends = starts + lengths
-        for env in np.flatnonzero(holds):
-            steps, last = self._env_steps[env], int(ends[env]) - 1
-            steps.reserve(last + 1)
-            for key, array in _items(steps.observations):
-                array[last] = observations[key][env]
-            steps.actions[last] = actions[env]
-            steps.rewards[last] = rewards[env]
 
-        finished = np.flatnonzero(dones & holds)
-        row = self.pos
-        self._reserve_batch(row + int(lengths[finished].sum()))
-        for env in finished:
-            row = self._append_episode(row, self._env_steps[env], int(starts[env]), int(ends[env]))
+    def _copy_to_batch(self, start: int, rows: np.ndarray) -> None:
+        """Copy the pool's ``rows`` (an episode that has just ended) to the batch's rows from ``start`` on."""
+        end = start + len(rows)
+        if end > len(self._batch["rewards"]):  # grow, doubling, every row keeping its index
+            size = 2 ** int(np.ceil(np.log2(end)))
+            self._batch = {name: _grown(array, size) for name, array in self._batch.items()}
+        for name, array in self._batch.items():
+            array[start:end] = self._pool.arrays[name][rows]
 
-        # An episode cut short by a reset, or one whose first step the buffer never held, is dropped, whole.
-        n_dropped = int(np.count_nonzero(cut)) + int(np.count_nonzero(dones & ~holds))
-        running = _RunningEpisodes(np.where(dones, 0, starts), np.where(dones, 0, lengths), holds & ~dones)
-        commit = (row, self.n_episodes + len(finished), self.n_dropped_episodes + n_dropped, running, False)
-        self.pos, self.n_episodes, self.n_dropped_episodes, self._running, self.advantages_computed = commit
-
-    def _by_key(self, obs: Observations) -> dict[str, np.ndarray]:
-        """One step's observations of every env, shaped ``(n_envs, *shape)``, keyed as :func:`_items` keys them."""
-        if isinstance(self.obs_shape, dict):
-            assert isinstance(obs, dict)
-            return {key: np.asarray(obs[key]).reshape((self.n_envs, *shape)) for key, shape in self.obs_shape.items()}
-        return {"": np.asarray(obs).reshape((self.n_envs, *self.obs_shape))}
-
-    def _reserve_batch(self, n_rows: int) -> None:
-        """Make room for ``n_rows`` rows in the batch; a row written before keeps its index."""
-        self.observations = _map(lambda array: _grown(array, n_rows), self.observations)
-        self.actions = _grown(self.actions, n_rows)
-        self.rewards = _grown(self.rewards, n_rows)
-        self.returns = _grown(self.returns, n_rows)
-        self.episode_starts = _grown(self.episode_starts, n_rows)
-        self.advantages = _grown(self.advantages, n_rows)
-
-    def _append_episode(self, row: int, steps: _EpisodeSteps, first: int, end: int) -> int:
+    def _lay_out(self, batch: tuple[int, ...]) -> None:
         """
-        Copy the steps ``first:end`` of a running episode, which has just ended, to the batch from ``row`` on, with
-        their reward-to-go; return the row after them.
+        The per-step quantities of the batch: the first step of each episode, and the reward-to-go of every step,
+        computed once for the whole batch, vectorised.
+
+        :param batch: The steps of each of the batch's episodes (nothing is done if they are laid out already)
         """
-        rows = slice(row, row + end - first)
-        for (_, batch), (_, running) in zip(_items(self.observations), _items(steps.observations), strict=True):
-            batch[rows] = running[first:end]
-        self.actions[rows] = steps.actions[first:end]
-        self.rewards[rows] = steps.rewards[first:end]
-        last = np.zeros(end - first)
-        last[-1] = 1.0
+        if getattr(self, "_laid_out", None) is batch:
+            return
+        lengths = np.array(batch, dtype=np.int64)
+        n_steps = int(lengths.sum())
+        self._episode_starts = np.zeros(n_steps, dtype=np.float32)
+        self._episode_starts[np.cumsum(lengths) - lengths] = 1.0
+        last = np.zeros(n_steps)
+        last[np.cumsum(lengths) - 1] = 1.0
         with np.errstate(over="ignore"):  # a return beyond float32 is reported, with the remedies, by compute_advantages
-            self.returns[rows] = reward_to_go(steps.rewards[first:end], last, self.gamma)
-        self.episode_starts[rows] = 0.0
-        self.episode_starts[row] = 1.0
-        return rows.stop
+            self._returns = reward_to_go(self._batch["rewards"][:n_steps], last, self.gamma).astype(np.float32)
+        self._advantages = np.zeros(n_steps, dtype=np.float32)
+        self._laid_out = batch
+
+    # SB3's rollout buffers declare these as arrays; here they are the batch, laid out when it is read.
+    @property
+    def observations(self) -> Observations:  # type: ignore[override]
+        """The observation of each step of the batch."""
+        observations = {key: self._batch[f"obs:{key}"][: self.pos] for key, _, _ in self._obs_fields}
+        return observations if isinstance(self.obs_shape, dict) else observations[""]
+
+    @property
+    def actions(self) -> np.ndarray:  # type: ignore[override]
+        """The action of each step of the batch."""
+        return self._batch["actions"][: self.pos]
+
+    @property
+    def rewards(self) -> np.ndarray:  # type: ignore[override]
+        """The reward of each step of the batch."""
+        return self._batch["rewards"][: self.pos]
+
+    @property
+    def returns(self) -> np.ndarray:  # type: ignore[override]
+        """The reward-to-go G_t of each step of the batch."""
+        self._lay_out(self._episodes.batch)
+        return self._returns
+
+    @property
+    def episode_starts(self) -> np.ndarray:  # type: ignore[override]
+        """1 on the first step of each episode of the batch."""
+        self._lay_out(self._episodes.batch)
+        return self._episode_starts
+
+    @property
+    def advantages(self) -> np.ndarray:  # type: ignore[override]
+        """The weight of each step's log π in the update, once :meth:`compute_advantages` has computed it."""
+        self._lay_out(self._episodes.batch)
+        return self._advantages
 
     def compute_advantages(self, estimator: Estimator, values: np.ndarray | None = None, normalize: bool = False) -> None:
         """
-        Write the weight of every step of the batch into ``advantages``: what :meth:`get` hands out.
+        Lay the batch out and write the weight of every step into ``advantages``: what :meth:`get` hands out.
 
         :param estimator: How the steps are weighted (:data:`~sb3_vpg.estimators.ESTIMATORS`)
         :param values: V(s_t) of the batch's steps, for an estimator that subtracts it
         :param normalize: Normalise the weights over the batch (mean 0, std 1); a one-step batch is left as it is,
             as in PPO
         """
-        steps = EpisodeSteps(self.rewards[: self.pos], self.returns[: self.pos], self.episode_starts[: self.pos], values)
-        weights = estimator.weights(steps, self.gamma, self.gae_lambda)
+        self._lay_out(self._episodes.batch)
+        weights = estimator.weights(
+            EpisodeSteps(self.rewards, self.returns, self.episode_starts, values), self.gamma, self.gae_lambda
+        )
         if normalize and self.pos > 1:
             weights = (weights - weights.mean()) / (weights.std(ddof=1) + 1e-8)
-        self.advantages[: self.pos] = weights
-        if not np.isfinite(self.advantages[: self.pos]).all():
+        self._advantages[:] = weights
+        if not np.isfinite(self._advantages).all():
             raise ValueError(
                 "The weights of log π(a_t|s_t) are not finite: the batch's rewards reach "
-                f"|r| = {np.abs(self.rewards[: self.pos]).max():.3g} and its returns |R(τ)| = "
+                f"|r| = {np.abs(self.rewards).max():.3g} and its returns |R(τ)| = "
                 f"{np.abs(self.episode_returns).max():.3g}, beyond what float32 holds. Scale the rewards down "
                 "(VecNormalize(norm_reward=True), or a wrapper such as gymnasium.wrappers.TransformReward), "
                 "or set normalize_advantage=True."
@@ -320,10 +381,10 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         self.advantages_computed = True
 
     def compute_returns_and_advantage(self, last_values: th.Tensor, dones: np.ndarray) -> None:
-        """Not used: nothing is bootstrapped. Each episode's reward-to-go is computed when it ends."""
+        """Not used: nothing is bootstrapped. The reward-to-go is computed over whole episodes."""
         raise NotImplementedError(
-            "EpisodeRolloutBuffer bootstraps nothing: the reward-to-go of each episode is computed in add() when it "
-            "ends, and the weights of an update by compute_advantages(estimator, values)."
+            "EpisodeRolloutBuffer bootstraps nothing: the reward-to-go of the batch's whole episodes, and the weights "
+            "of an update, are computed by compute_advantages(estimator, values)."
         )
 
     def extend(self, *args, **kwargs) -> None:
@@ -332,13 +393,13 @@ class EpisodeRolloutBuffer(RolloutBuffer):
 
     def discard_batch(self) -> None:
         """Drop the batch once an update has trained on it; the running episodes stay."""
-        self.pos, self.n_episodes, self.advantages_computed = 0, 0, False
+        self._episodes, self.pos, self.n_episodes, self.advantages_computed = self._episodes._replace(batch=()), 0, 0, False
 
     def observation_chunks(self, batch_size: int | None = None) -> Generator[th.Tensor | TensorDict, None, None]:
         """
-        The observations of the batch, ``batch_size`` rows at a time (all at once if ``None``).
+        The observations of the batch, ``batch_size`` steps at a time (all at once if ``None``).
 
-        :param batch_size: Rows per chunk
+        :param batch_size: Steps per chunk
         """
         for rows in self._chunks(batch_size):
             yield self._observations_tensor(rows)
@@ -347,10 +408,10 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         self, batch_size: int | None = None
     ) -> Generator[EpisodeRolloutBufferSamples | DictEpisodeRolloutBufferSamples, None, None]:
         """
-        The steps of the batch's complete episodes, flat, episode after episode, ``batch_size`` rows at a time (all at
+        The steps of the batch's complete episodes, flat, episode after episode, ``batch_size`` steps at a time (all at
         once if ``None``). :meth:`compute_advantages` must have been called since the batch last changed.
 
-        :param batch_size: Rows per sample
+        :param batch_size: Steps per sample
         """
         for rows in self._chunks(batch_size):
             yield self._get_samples(rows)
@@ -371,15 +432,15 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         return self.samples_class(
             self._observations_tensor(batch_inds),  # type: ignore[arg-type]
             # float32 as in SB3's _get_samples: actions are stored in the action space's dtype (int8 for MultiBinary).
-            self.to_torch(self.actions[batch_inds].astype(np.float32, copy=False)),
-            self.to_torch(self.returns[batch_inds]),
-            self.to_torch(self.advantages[batch_inds]),
+            self.to_torch(self._batch["actions"][batch_inds].astype(np.float32, copy=False)),
+            self.to_torch(self._returns[batch_inds]),
+            self.to_torch(self._advantages[batch_inds]),
         )
 
     def _observations_tensor(self, rows: np.ndarray | slice) -> th.Tensor | TensorDict:
-        if isinstance(self.observations, dict):
-            return {key: self.to_torch(array[rows]) for key, array in self.observations.items()}
-        return self.to_torch(self.observations[rows])
+        """The observations of the batch's ``rows``, as a tensor (a dict of them for a Dict space)."""
+        observations = {key: self.to_torch(self._batch[f"obs:{key}"][rows]) for key, _, _ in self._obs_fields}
+        return observations if isinstance(self.obs_shape, dict) else observations[""]
 
 
 # SB3's DictRolloutBuffer types its observations and methods for Dict observations only; EpisodeRolloutBuffer's take

@@ -10,7 +10,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 
-from sb3_vpg.buffers import DictEpisodeRolloutBuffer, EpisodeRolloutBuffer
+from sb3_vpg.buffers import BLOCK_ROWS, DictEpisodeRolloutBuffer, EpisodeRolloutBuffer
 from sb3_vpg.estimators import estimator_for
 from sb3_vpg.type_aliases import DictEpisodeRolloutBufferSamples, EpisodeRolloutBufferSamples
 
@@ -104,20 +104,21 @@ def test_steps_without_their_episode_start_are_not_stored() -> None:
 
 def test_running_episodes_hold_their_own_steps_only() -> None:
     """
-    One env running a 2,000-step episode among seven that end every 2 steps: the long episode's room grows, the
-    others' stays as allocated. The memory is that of 2,048 rows for the long one (doubling from 4), not 8 × 2,000.
+    One env running a 2,000-step episode among seven that end every 2 steps: the running episodes hold 32 blocks of
+    64 steps for the long one and one block for each short one; the pool of blocks grows (doubling, from one block per
+    env) to 64 blocks, 4,096 steps, where a window as old as the oldest episode would hold 8 × 2,000.
     """
     rollout = buffer(n_envs=8, gamma=1.0, buffer_size=4)
-    row_bytes = OBSERVATIONS.shape[0] * 4 + 8 + 4  # float32 observation, int64 action, float32 reward
     for step in range(2000):
         short = step % 2
         add(rollout, step, [1.0] * 8, [step == 0] + [not short] * 7, [step == 1999] + [bool(short)] * 7)
+        if step == 1998:
+            assert rollout.n_running_steps == 1999 + 7
         if step % 100 == 99 and step < 1999:
             rollout.discard_batch()  # as an update does
     assert rollout.n_episodes == 50 * 7 + 1  # the short episodes of the last 100 steps, and the long one, whole
     assert rollout.n_running_steps == 0
-    batch_room = len(rollout.rewards) * (row_bytes + 3 * 4)  # the batch's rows, with returns, starts, advantages
-    assert rollout.nbytes - batch_room == (2048 + 7 * 4) * row_bytes
+    assert rollout._pool.n_blocks * BLOCK_ROWS == 4096  # the running episodes' store, after its peak
 
 
 def test_episode_longer_than_max_episode_steps_stops_before_storing_anything() -> None:

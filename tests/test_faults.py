@@ -317,7 +317,7 @@ def test_interrupt_at_every_line_of_a_rollout_and_update_leaves_the_state_before
             assert same_parameters(parameters_of(model), after if updated else before), at
             assert updated or model._n_updates == 1, at
 
-            model.learn(24, reset_num_timesteps=False)
+            model.learn(16, reset_num_timesteps=False)
             assert model._n_updates >= 3, at
             assert_whole_episodes_once(batches)
     finally:
