@@ -28,7 +28,7 @@ def test_cartpole_tensorboard_example(tmp_path: Path) -> None:
 )
 def test_gail_with_vpg_example() -> None:
     """imitation's GAIL builds and trains with VPG at its defaults: n_steps = ⌈8 episodes / 2 envs⌉ × 500 steps."""
-    command = [sys.executable, str(EXAMPLES / "gail_with_vpg.py"), "--expert-timesteps", "2000", "--demo-timesteps", "300"]
+    command = [sys.executable, str(EXAMPLES / "gail_with_vpg.py"), "--expert-timesteps", "500", "--demo-timesteps", "300"]
     command += ["--rounds", "1", "--n-envs", "2"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
     assert "VPG's n_steps: 2000; generator steps per GAIL round: 4000" in result.stdout
