@@ -106,8 +106,10 @@ RUN_COLUMNS = (
     *(field.name for field in fields(Job)),
     "timesteps_done",
     "seconds",
+    "cpu_seconds",
     "env_seconds",
     "fps",
+    "cpu_fps",
     "setup_rss_mb",
     "peak_rss_mb",
 )
@@ -121,6 +123,7 @@ SUMMARY_COLUMNS = (
     "ceiling_fps",
     "vpg_fps",
     "vpg_vs_ceiling",
+    "vpg_vs_ceiling_cpu",
     "ceiling_env_step_ms_per_1k",
     "vpg_env_step_ms_per_1k",
     "ceiling_outside_env_ms_per_1k",
@@ -130,6 +133,7 @@ SUMMARY_COLUMNS = (
     "vpg_episodes_vs_ceiling",
     "a2c_fps",
     "vpg_vs_a2c",
+    "vpg_vs_a2c_cpu",
     "a2c_n_steps_fps",
     "vpg_peak_rss_mb",
     "a2c_n_steps_peak_rss_mb",
@@ -145,6 +149,7 @@ TABLE_COLUMNS = (
     ("Ceiling fps", "{ceiling_fps:.0f}"),
     ("VPG fps", "{vpg_fps:.0f}"),
     ("VPG / ceiling", "{vpg_vs_ceiling:.2f}"),
+    ("VPG / ceiling, CPU time", "{vpg_vs_ceiling_cpu:.2f}"),
     ("env.step ms / 1k steps VPG / ceiling", "{vpg_env_step_ms_per_1k:.1f} / {ceiling_env_step_ms_per_1k:.1f}"),
     ("Outside env.step ms / 1k steps VPG / ceiling", "{vpg_outside_env_ms_per_1k:.1f} / {ceiling_outside_env_ms_per_1k:.1f}"),
     ("Ratio (outside env.step)", "{vpg_vs_ceiling_outside_env:.2f}"),
@@ -152,6 +157,7 @@ TABLE_COLUMNS = (
     ("VPG (n_episodes) / ceiling", "{vpg_episodes_vs_ceiling:.2f}"),
     ("A2C fps", "{a2c_fps:.0f}"),
     ("VPG / A2C", "{vpg_vs_a2c:.2f}"),
+    ("VPG / A2C, CPU time", "{vpg_vs_a2c_cpu:.2f}"),
     ("Peak RSS VPG / A2C (same n_steps), MiB", "{vpg_peak_rss_mb:.0f} / {a2c_n_steps_peak_rss_mb:.0f}"),
     ("Ratio", "{peak_rss_ratio:.2f}"),
     ("RSS above setup VPG / A2C (same n_steps), MiB", "{vpg_rss_above_setup_mb:.1f} / {a2c_n_steps_rss_above_setup_mb:.1f}"),
@@ -164,7 +170,8 @@ def measure(job: Job) -> dict[str, Any]:
     Do one measurement; meant to run in a fresh process (:func:`~benchmarks.common.fresh_process_pool`).
 
     :param job: The measurement
-    :return: The job's fields, the timesteps done, the time of ``learn()`` (for the ceiling, of the collection loop),
+    :return: The job's fields, the timesteps done, the wall-clock and CPU time of ``learn()`` (for the ceiling, of the
+        collection loop; the CPU time of this process, which another job on a shared machine disturbs less), the
         ``env_seconds`` of it spent in the envs' ``step`` (:class:`~benchmarks.common.StepTimer`), the rate,
         and memory in MiB: ``setup_rss_mb`` after the imports and the construction of the envs and the model,
         ``peak_rss_mb`` at the end
@@ -173,6 +180,7 @@ def measure(job: Job) -> dict[str, Any]:
     env = StepTimer(make_vec_env(job.env_id, job.n_envs, seed=job.seed, vec_env_cls=DummyVecEnv))
     model = VARIANTS[job.variant](job, env)
     setup_rss_mb = peak_rss_mb()
+    start_cpu = time.process_time()
     if job.variant == "ceiling":
         stepped = step_without_learning(model, job.timesteps)
         timesteps, seconds = stepped["timesteps"], stepped["train_seconds"]
@@ -180,12 +188,15 @@ def measure(job: Job) -> dict[str, Any]:
         start = time.perf_counter()
         model.learn(job.timesteps)
         timesteps, seconds = model.num_timesteps, time.perf_counter() - start
+    cpu_seconds = time.process_time() - start_cpu
     return {
         **asdict(job),
         "timesteps_done": timesteps,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "env_seconds": env.env_seconds,
         "fps": timesteps / seconds,
+        "cpu_fps": timesteps / cpu_seconds,
         "setup_rss_mb": setup_rss_mb,
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -265,6 +276,7 @@ def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (env_id, n_envs), group in groups.items():
         fps = {variant: _median(group, variant, lambda result: result["fps"]) for variant in VARIANTS}
+        cpu_fps = {variant: _median(group, variant, lambda result: result["cpu_fps"]) for variant in VARIANTS}
         env_step = {variant: _median(group, variant, _env_step_ms_per_1k) for variant in ENV_TIME_VARIANTS}
         outside = {variant: _median(group, variant, _outside_env_ms_per_1k) for variant in ENV_TIME_VARIANTS}
         peak = {variant: _median(group, variant, lambda result: result["peak_rss_mb"]) for variant in MEMORY_VARIANTS}
@@ -282,6 +294,7 @@ def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "ceiling_fps": fps["ceiling"],
                 "vpg_fps": fps["vpg"],
                 "vpg_vs_ceiling": fps["vpg"] / fps["ceiling"],
+                "vpg_vs_ceiling_cpu": cpu_fps["vpg"] / cpu_fps["ceiling"],
                 "ceiling_env_step_ms_per_1k": env_step["ceiling"],
                 "vpg_env_step_ms_per_1k": env_step["vpg"],
                 "ceiling_outside_env_ms_per_1k": outside["ceiling"],
@@ -291,6 +304,7 @@ def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "vpg_episodes_vs_ceiling": fps["vpg-episodes"] / fps["ceiling"],
                 "a2c_fps": fps["a2c"],
                 "vpg_vs_a2c": fps["vpg"] / fps["a2c"],
+                "vpg_vs_a2c_cpu": cpu_fps["vpg"] / cpu_fps["a2c"],
                 "a2c_n_steps_fps": fps["a2c-n-steps"],
                 "vpg_peak_rss_mb": peak["vpg"],
                 "a2c_n_steps_peak_rss_mb": peak["a2c-n-steps"],
@@ -326,6 +340,8 @@ def header(args: argparse.Namespace) -> str:
         "env.step / outside env.step: milliseconds per 1,000 timesteps spent in the envs' `step` and in everything "
         "else (policy, storage, learning); a learning policy visits other states, which can make the env itself slower "
         "than under the ceiling, so Ratio (outside env.step) is what VPG costs apart from the env",
+        "CPU time: the ratios of the rates in each measurement's own CPU time, which the other jobs of a shared machine "
+        "disturb much less than the wall-clock time of the other columns",
         f"Targets: VPG / ceiling ≥ {TARGET_VPG_VS_CEILING}, VPG / A2C ≥ {TARGET_VPG_VS_A2C}, "
         f"peak RSS ratio ≤ {TARGET_PEAK_RSS_RATIO}",
     ]

@@ -266,7 +266,9 @@ class EpisodeRolloutBuffer(RolloutBuffer):
             else:  # its first step was never stored
                 n_dropped += 1
             lengths[env], holds[env], blocks[env] = 0, False, ()
-        episodes = _Episodes(lengths, holds, tuple(blocks), current, tuple(batch), tuple(free + released))
+        # The same batch object when no episode joined it: the batch laid out for the update stays laid out.
+        batch_episodes = before.batch if len(batch) == len(before.batch) else tuple(batch)
+        episodes = _Episodes(lengths, holds, tuple(blocks), current, batch_episodes, tuple(free + released))
         commit = (episodes, n_steps, len(batch), self.n_dropped_episodes + n_dropped, False)
         self._episodes, self.pos, self.n_episodes, self.n_dropped_episodes, self.advantages_computed = commit
 

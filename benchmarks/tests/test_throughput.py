@@ -59,11 +59,12 @@ def test_quick_throughput_writes_well_formed_outputs(tmp_path: Path, capsys: pyt
     assert "python -m benchmarks throughput --quick" in markdown
     (line,) = [line for line in markdown.splitlines() if line.startswith("| CartPole-v1 | 4 |")]
     cells = [cell.strip() for cell in line.strip("|").split("|")]
-    assert len(cells) == 16
-    shown = {"vpg_vs_ceiling": cells[4], "vpg_vs_ceiling_outside_env": cells[7], "vpg_vs_a2c": cells[11]}
-    for ratio, cell in {**shown, "peak_rss_ratio": cells[13]}.items():
+    assert len(cells) == 18
+    shown = {"vpg_vs_ceiling": cells[4], "vpg_vs_ceiling_cpu": cells[5], "vpg_vs_ceiling_outside_env": cells[8]}
+    shown |= {"vpg_vs_a2c": cells[12], "vpg_vs_a2c_cpu": cells[13]}
+    for ratio, cell in {**shown, "peak_rss_ratio": cells[15]}.items():
         assert float(cell) == pytest.approx(float(summary[ratio]), abs=0.005)
-    for cell, kind in zip(cells[5:7], ("env_step", "outside_env"), strict=True):
+    for cell, kind in zip(cells[6:8], ("env_step", "outside_env"), strict=True):
         vpg, ceiling = (float(value) for value in cell.split(" / "))
         assert vpg == pytest.approx(float(summary[f"vpg_{kind}_ms_per_1k"]), abs=0.05)
         assert ceiling == pytest.approx(float(summary[f"ceiling_{kind}_ms_per_1k"]), abs=0.05)
@@ -89,8 +90,10 @@ def result(
         "repeat": repeat,
         "timesteps_done": timesteps_done,
         "seconds": seconds,
+        "cpu_seconds": seconds,
         "env_seconds": env_seconds,
         "fps": fps,
+        "cpu_fps": 2 * fps,
         "setup_rss_mb": 100.0,
         "peak_rss_mb": peak,
     }
@@ -109,6 +112,7 @@ def test_variants_take_turns_and_medians_make_the_ratios() -> None:
     (row,) = summary_rows(results)
     assert (row["ceiling_fps"], row["vpg_fps"], row["a2c_fps"], row["repeats"]) == (40, 20, 10, 3)
     assert (row["vpg_vs_ceiling"], row["vpg_vs_a2c"]) == (0.5, 2.0)
+    assert (row["vpg_vs_ceiling_cpu"], row["vpg_vs_a2c_cpu"]) == (0.5, 2.0)  # from cpu_fps, 2 × fps here
     assert (row["vpg_peak_rss_mb"], row["a2c_n_steps_peak_rss_mb"], row["peak_rss_ratio"]) == (120, 150, 0.8)
     assert (row["vpg_rss_above_setup_mb"], row["rss_above_setup_ratio"]) == (20, 0.4)
 
