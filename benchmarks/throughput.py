@@ -44,7 +44,7 @@ TIMESTEPS = 30_000
 #: ``--quick``: timesteps per measurement, and its one env
 QUICK_TIMESTEPS = 1_000
 QUICK_ENV = "CartPole-v1"
-#: The device of every model: small MLPs, where the CPU is what matters
+#: The default device of every model: small MLPs, where the CPU is what matters
 DEVICE = "cpu"
 
 #: What VPG should reach, stated in the report: training fps at least this times the rollout-collection ceiling's ...
@@ -68,6 +68,7 @@ class Job:
     :param n_episodes: The batch of ``vpg-episodes``, in episodes
     :param seed: The seed of the envs and the model
     :param repeat: Which repeat this is (0, 1, ...)
+    :param device: The PyTorch device of the model
     """
 
     variant: str
@@ -78,11 +79,12 @@ class Job:
     n_episodes: int
     seed: int
     repeat: int
+    device: str = DEVICE
 
 
 def _vpg_n_steps(job: Job, env: VecEnv) -> BaseAlgorithm:
     """VPG with the job's batch in steps."""
-    return VPG("MlpPolicy", env, n_steps=job.n_steps, seed=job.seed, device=DEVICE)
+    return VPG("MlpPolicy", env, n_steps=job.n_steps, seed=job.seed, device=job.device)
 
 
 #: What is measured, in this order within every repeat: the model each builds on the envs. The ceiling steps VPG's
@@ -90,9 +92,9 @@ def _vpg_n_steps(job: Job, env: VecEnv) -> BaseAlgorithm:
 VARIANTS: dict[str, Callable[[Job, VecEnv], BaseAlgorithm]] = {
     "ceiling": _vpg_n_steps,
     "vpg": _vpg_n_steps,
-    "vpg-episodes": lambda job, env: VPG("MlpPolicy", env, n_episodes=job.n_episodes, seed=job.seed, device=DEVICE),
-    "a2c": lambda job, env: A2C("MlpPolicy", env, seed=job.seed, device=DEVICE),
-    "a2c-n-steps": lambda job, env: A2C("MlpPolicy", env, n_steps=job.n_steps, seed=job.seed, device=DEVICE),
+    "vpg-episodes": lambda job, env: VPG("MlpPolicy", env, n_episodes=job.n_episodes, seed=job.seed, device=job.device),
+    "a2c": lambda job, env: A2C("MlpPolicy", env, seed=job.seed, device=job.device),
+    "a2c-n-steps": lambda job, env: A2C("MlpPolicy", env, n_steps=job.n_steps, seed=job.seed, device=job.device),
 }
 
 #: The memory comparison: VPG against A2C with the same envs and batch size in steps
@@ -225,6 +227,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="measurements of each variant, interleaved (default: %(default)s)",
     )
     add_seed_argument(parser, of="every env and model")
+    parser.add_argument("--device", default=DEVICE, help="PyTorch device of every model (default: %(default)s)")
 
 
 def jobs(args: argparse.Namespace) -> list[Job]:
@@ -234,7 +237,17 @@ def jobs(args: argparse.Namespace) -> list[Job]:
     :param args: The options of ``throughput``
     """
     return [
-        Job(variant, env_id, n_envs, args.steps, args.n_steps or BATCH_STEPS // n_envs, args.n_episodes, args.seed, repeat)
+        Job(
+            variant,
+            env_id,
+            n_envs,
+            args.steps,
+            args.n_steps or BATCH_STEPS // n_envs,
+            args.n_episodes,
+            args.seed,
+            repeat,
+            args.device,
+        )
         for env_id in args.envs
         for n_envs in args.n_envs
         for repeat in range(args.repeats)
@@ -345,7 +358,7 @@ def header(args: argparse.Namespace) -> str:
         f"Targets: VPG / ceiling ≥ {TARGET_VPG_VS_CEILING}, VPG / A2C ≥ {TARGET_VPG_VS_A2C}, "
         f"peak RSS ratio ≤ {TARGET_PEAK_RSS_RATIO}",
     ]
-    how = f"one measurement at a time, each in a fresh process, one torch thread, on {DEVICE}"
+    how = f"one measurement at a time, each in a fresh process, one torch thread, on {args.device}"
     return report_header("sb3-vpg throughput and memory", args.command_line, how, details)
 
 

@@ -116,5 +116,5 @@ def mean_update(model: VPG, n_updates: int) -> tuple[np.ndarray, np.ndarray]:
     recorder = ResetParameters(list(model.policy.action_net.parameters()), list(model.policy.value_net.parameters()))
     while len(recorder.changes) < n_updates:
         model.learn(total_timesteps=1_000_000, callback=[recorder, StopAfter(recorder, n_updates)], reset_num_timesteps=False)
-    changes = th.stack(recorder.changes[:n_updates]).double().numpy()
+    changes = th.stack(recorder.changes[:n_updates]).double().cpu().numpy()
     return changes.mean(axis=0), changes.std(axis=0, ddof=1) / np.sqrt(len(changes))

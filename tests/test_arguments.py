@@ -72,4 +72,4 @@ def test_never_ending_episode_is_stopped_with_a_clear_error() -> None:
         model.learn(total_timesteps=1_000)
     assert model.num_timesteps <= 112
     assert model.rollout_buffer.n_running_steps == 100  # the episode's steps so far, the 101st refused
-    assert np.isfinite(model.policy.action_net.weight.detach().numpy()).all()
+    assert np.isfinite(model.policy.action_net.weight.detach().cpu().numpy()).all()

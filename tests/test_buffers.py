@@ -60,8 +60,8 @@ def test_get_hands_out_the_batch_after_compute_advantages_in_chunks() -> None:
     assert [len(chunk.actions) for chunk in chunks] == [3, 1]
     assert all(isinstance(chunk, EpisodeRolloutBufferSamples) for chunk in chunks)
     (whole,) = rollout.get()
-    np.testing.assert_array_equal(whole.advantages.numpy(), [3, 3, 12, 12])  # R(τ) on every step: Eq. (4)
-    np.testing.assert_array_equal(whole.returns.numpy(), [3, 2, 12, 8])
+    np.testing.assert_array_equal(whole.advantages.cpu().numpy(), [3, 3, 12, 12])  # R(τ) on every step: Eq. (4)
+    np.testing.assert_array_equal(whole.returns.cpu().numpy(), [3, 2, 12, 8])
     assert whole.actions.dtype == th.float32 and whole.actions.shape == (4, 1)
     # A new step changes the batch: its weights must be computed again.
     add(rollout, 2, [1, 1], [1, 1], [1, 1])
@@ -184,6 +184,6 @@ def test_dict_observations() -> None:
     rollout.compute_advantages(PLAIN)
     (samples,) = rollout.get()
     assert isinstance(samples, DictEpisodeRolloutBufferSamples)
-    np.testing.assert_array_equal(samples.observations["image"][:, 0, 0, 0].numpy(), [0, 1, 2, 0, 1, 2])
-    np.testing.assert_array_equal(samples.observations["position"].numpy().flatten(), [0, 1, 2, 4, 3, 2])
-    np.testing.assert_array_equal(samples.advantages.numpy(), [3] * 6)
+    np.testing.assert_array_equal(samples.observations["image"][:, 0, 0, 0].cpu().numpy(), [0, 1, 2, 0, 1, 2])
+    np.testing.assert_array_equal(samples.observations["position"].cpu().numpy().flatten(), [0, 1, 2, 4, 3, 2])
+    np.testing.assert_array_equal(samples.advantages.cpu().numpy(), [3] * 6)

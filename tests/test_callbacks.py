@@ -34,7 +34,17 @@ def test_eval_and_checkpoint_callbacks(tmp_path) -> None:
         log_path=str(tmp_path / "eval"),
     )
     checkpoint = CheckpointCallback(save_freq=48, save_path=str(tmp_path / "checkpoints"), name_prefix="vpg")
-    model.learn(96, callback=CallbackList([eval_callback, checkpoint]))
+    saved_weights = []
+
+    class WeightsAtLastCheckpoint(BaseCallback):
+        """The weights when the last checkpoint is written (before the update of the last rollout)."""
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps == 96:
+                saved_weights.append(parameters_of(self.model))
+            return True
+
+    model.learn(96, callback=CallbackList([eval_callback, checkpoint, WeightsAtLastCheckpoint()]))
 
     evaluations = np.load(tmp_path / "eval" / "evaluations.npz")
     np.testing.assert_array_equal(evaluations["timesteps"], [32, 64, 96])
@@ -42,7 +52,7 @@ def test_eval_and_checkpoint_callbacks(tmp_path) -> None:
     assert eval_callback.best_mean_reward == evaluations["results"].mean(axis=1).max()
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["vpg_48_steps.zip", "vpg_96_steps.zip"]
     checkpointed = VPG.load(tmp_path / "checkpoints" / "vpg_96_steps.zip")
-    assert same_parameters(parameters_of(checkpointed), parameters_of(model))
+    assert same_parameters(parameters_of(checkpointed), saved_weights[0])
     assert VPG.load(tmp_path / "best" / "best_model.zip").num_timesteps in (32, 64, 96)
 
 
@@ -131,10 +141,10 @@ def test_callback_stop_mid_rollout_keeps_episodes_whole() -> None:
     assert model.num_timesteps == 14 + 32 and model._n_updates == 1
     (batch,) = batches
     # Steps 0..22 of each env: episodes 0..3 ended (20 steps), the one before the stop included, each whole.
-    episodes, steps = batch.observations[:, 1].numpy(), batch.observations[:, 2].numpy()
+    episodes, steps = batch.observations[:, 1].cpu().numpy(), batch.observations[:, 2].cpu().numpy()
     assert batch.n_episodes == 8
     for index in (0, 1):
-        mine = batch.observations[:, 0].numpy() == index
+        mine = batch.observations[:, 0].cpu().numpy() == index
         np.testing.assert_array_equal(episodes[mine], np.repeat(np.arange(4), 5))
         np.testing.assert_array_equal(steps[mine], np.tile(np.arange(5), 4))
 

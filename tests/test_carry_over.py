@@ -21,7 +21,7 @@ SCRIPTS = [[[1.0] * 3, [1.0] * 5], [[1.0] * 7], [[1.0] * 2, [1.0] * 4, [1.0] * 6
 def episodes_in(batch: RecordedBatch) -> dict[tuple[int, int], list[int]]:
     """The steps of each (env tag, episode) in the batch."""
     steps: dict[tuple[int, int], list[int]] = {}
-    for tag, episode, t in batch.observations.numpy().astype(int):
+    for tag, episode, t in batch.observations.cpu().numpy().astype(int):
         steps.setdefault((tag, episode), []).append(t)
     return steps
 

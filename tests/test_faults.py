@@ -77,9 +77,9 @@ def test_env_exception_reaches_user_and_model_recovers(tmp_path, n_envs: int) ->
     assert batch.n_episodes == 2 * n_envs
     assert model.rollout_buffer.n_dropped_episodes == 0  # nothing was running in the buffer when the env failed
     for index in range(n_envs):
-        mine = batch.observations[:, 0].numpy() == index
-        np.testing.assert_array_equal(batch.observations[mine, 1].numpy(), np.repeat([1, 3], 5))
-        np.testing.assert_array_equal(batch.observations[mine, 2].numpy(), np.tile(np.arange(5), 2))
+        mine = batch.observations[:, 0].cpu().numpy() == index
+        np.testing.assert_array_equal(batch.observations[mine, 1].cpu().numpy(), np.repeat([1, 3], 5))
+        np.testing.assert_array_equal(batch.observations[mine, 2].cpu().numpy(), np.tile(np.arange(5), 2))
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,9 @@ def test_rewards_as_a_list_are_accepted_as_ppo_accepts_them() -> None:
     model = VPG("MlpPolicy", env, n_steps=10, policy_kwargs=TINY_POLICY)
     batches = record_batches(model)
     model.learn(10)
-    PPO("MlpPolicy", env, n_steps=10, batch_size=10, policy_kwargs=TINY_POLICY).learn(10)
+    # PPO on the CPU: on a CUDA device it adds its bootstrapped value at a truncation, a CUDA tensor, into the list of
+    # rewards, which its buffer then fails to convert to numpy.
+    PPO("MlpPolicy", env, n_steps=10, batch_size=10, policy_kwargs=TINY_POLICY, device="cpu").learn(10)
     np.testing.assert_array_equal(batches[0].rewards, [1, 2, 3, 4, 5] * 2)
 
 
@@ -215,9 +217,9 @@ def test_keyboard_interrupt_leaves_a_model_that_saves_and_loads(tmp_path) -> Non
     (batch,) = batches
     assert batch.n_episodes == 2 * 2
     for index in (0, 1):
-        mine = batch.observations[:, 0].numpy() == index
-        np.testing.assert_array_equal(batch.observations[mine, 1].numpy(), np.repeat([1, 2], 5))
-        np.testing.assert_array_equal(batch.observations[mine, 2].numpy(), np.tile(np.arange(5), 2))
+        mine = batch.observations[:, 0].cpu().numpy() == index
+        np.testing.assert_array_equal(batch.observations[mine, 1].cpu().numpy(), np.repeat([1, 2], 5))
+        np.testing.assert_array_equal(batch.observations[mine, 2].cpu().numpy(), np.tile(np.arange(5), 2))
 
 
 def test_keyboard_interrupt_inside_env_step(tmp_path) -> None:
@@ -283,7 +285,7 @@ def assert_whole_episodes_once(batches: list) -> None:
     seen: set[tuple[int, int]] = set()
     for batch in batches:
         steps: dict[tuple[int, int], list[int]] = {}
-        for tag, episode, t in batch.observations.numpy().astype(int):
+        for tag, episode, t in batch.observations.cpu().numpy().astype(int):
             steps.setdefault((tag, episode), []).append(t)
         assert batch.n_episodes == len(steps)
         for (tag, episode), ts in steps.items():
@@ -333,7 +335,7 @@ def assert_whole_counting_episodes(batches: list) -> None:
     """Every batch of CountingEnv steps holds whole 5-step episodes (steps 0..4 of one env's episode), none twice."""
     seen: set[tuple[int, int]] = set()
     for batch in batches:
-        episodes = batch.observations.numpy().astype(int).reshape(-1, 5, 3)
+        episodes = batch.observations.cpu().numpy().astype(int).reshape(-1, 5, 3)
         assert len(episodes) == batch.n_episodes
         for episode in episodes:
             assert (episode[:, :2] == episode[0, :2]).all() and (episode[:, 2] == np.arange(5)).all(), episode

@@ -56,7 +56,7 @@ def uniform_policy_model(gamma: float) -> VPG:
 )
 def test_loss_is_eq4_by_hand(gamma: float, first_update: dict, second_update: dict) -> None:
     model = uniform_policy_model(gamma)
-    observations = th.tensor([[0.0, episode, t] for episode in range(3) for t in range(4)])
+    observations = th.tensor([[0.0, episode, t] for episode in range(3) for t in range(4)], device=model.device)
     assert th.all(model.policy.predict_values(observations).abs() > 1.0)
 
     for steps, expected in ((5, first_update), (10, second_update)):

@@ -57,7 +57,7 @@ def test_save_load_round_trip(tmp_path) -> None:
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
 
     loaded.set_env(make_vec_env("CartPole-v1"))
-    loaded.learn(50, reset_num_timesteps=False)
+    loaded.learn(3 * 500, reset_num_timesteps=False)  # 3 CartPole episodes (≤ 500 steps each) end in any case
     assert loaded._n_updates > model._n_updates
 
 
@@ -133,8 +133,8 @@ def test_set_env_forgets_running_episodes() -> None:
     (batch,) = batches
     assert batch.n_episodes == 1
     assert model.rollout_buffer.n_dropped_episodes == model.logger.name_to_value["train/n_dropped_episodes"] == 1
-    np.testing.assert_array_equal(batch.observations[:, 0].numpy(), [7] * 5)  # only the new env's steps
-    np.testing.assert_array_equal(batch.observations[:, 2].numpy(), np.arange(5))
+    np.testing.assert_array_equal(batch.observations[:, 0].cpu().numpy(), [7] * 5)  # only the new env's steps
+    np.testing.assert_array_equal(batch.observations[:, 2].cpu().numpy(), np.arange(5))
 
     with pytest.raises(ValueError, match="Observation spaces do not match"):
         model.set_env(IdentityEnvBox())
@@ -153,7 +153,7 @@ def test_predict_single_and_batched() -> None:
     assert actions.shape == (64,)
     np.testing.assert_array_equal(model.predict(batch, deterministic=True)[0], actions)
     # The deterministic action is the argmax of the policy's probabilities; sampled actions vary.
-    probs = model.policy.get_distribution(th.as_tensor(batch)).distribution.probs.detach().numpy()
+    probs = model.policy.get_distribution(th.as_tensor(batch, device=model.device)).distribution.probs.detach().cpu().numpy()
     np.testing.assert_array_equal(actions, probs.argmax(axis=1))
     samples = np.stack([model.predict(batch)[0] for _ in range(20)])
     assert len(np.unique(samples)) == 2 and (samples != actions).any()

@@ -41,7 +41,7 @@ def test_activation_fn_and_ortho_init() -> None:
     assert not any(isinstance(layer, nn.Tanh) for layer in model.policy.mlp_extractor.modules())
     # Orthogonal init gives the action head gain 0.01: its weights are tiny. PyTorch's default init is not.
     weight = model.policy.action_net.weight
-    np.testing.assert_allclose((weight @ weight.T).detach().numpy(), 1e-4 * np.eye(2), atol=1e-7)
+    np.testing.assert_allclose((weight @ weight.T).detach().cpu().numpy(), 1e-4 * np.eye(2), atol=1e-7)
     plain = VPG("MlpPolicy", "CartPole-v1", n_steps=8, policy_kwargs={"net_arch": [16], "ortho_init": False}, seed=0)
     assert plain.policy.action_net.weight.abs().max() > 0.05
 
@@ -51,7 +51,7 @@ def test_log_std_init() -> None:
     # Pendulum's rewards are never 0, so R(τ) ≠ 0 and the one update (a whole 200-step episode) moves every parameter.
     policy_kwargs = {**TINY_POLICY, "log_std_init": -1.5}
     model = VPG("MlpPolicy", "Pendulum-v1", n_episodes=1, policy_kwargs=policy_kwargs, seed=0)
-    np.testing.assert_array_equal(model.policy.log_std.detach().numpy(), [-1.5])
+    np.testing.assert_array_equal(model.policy.log_std.detach().cpu().numpy(), [-1.5])
     model.learn(200)
     assert model._n_updates == 1
     assert model.policy.log_std.item() != -1.5

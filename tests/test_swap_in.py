@@ -119,4 +119,4 @@ def test_learn_stops_at_its_budget_and_keeps_the_running_episodes(batch: dict, n
     assert running == model.num_timesteps - sum(len(batch.actions) for batch in batches) > 0
     model.learn(50, reset_num_timesteps=False)
     assert sum(len(batch.actions) for batch in batches) + model.rollout_buffer.n_running_steps == model.num_timesteps
-    assert all(batch.observations.numpy()[:, 2].tolist() == list(range(7)) * batch.n_episodes for batch in batches)
+    assert all(batch.observations.cpu().numpy()[:, 2].tolist() == list(range(7)) * batch.n_episodes for batch in batches)

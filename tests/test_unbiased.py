@@ -38,7 +38,7 @@ def test_mean_update_is_the_exact_policy_gradient(gamma: float) -> None:
     assert len({len(t.actions) for t in trajectories}) == HORIZON
     with th.no_grad():
         assert trajectory_probabilities(model.policy, trajectories).sum().item() == pytest.approx(1.0, abs=1e-6)
-    exact = expected_gradient(model.policy, trajectories, lambda t: t.discounted_return(gamma)).double().numpy()
+    exact = expected_gradient(model.policy, trajectories, lambda t: t.discounted_return(gamma)).double().cpu().numpy()
 
     mean, standard_error = mean_update(model, N_UPDATES)
 
@@ -53,15 +53,15 @@ def test_mean_update_is_the_exact_policy_gradient(gamma: float) -> None:
     def bootstrapped_return(t):  # SB3's γ·V(s_H) added at a time-limit truncation
         return t.discounted_return(gamma) + (gamma ** len(t.actions) * VALUE_BIAS if t.truncated else 0.0)
 
-    bootstrapped = expected_gradient(model.policy, trajectories, bootstrapped_return).double().numpy()
+    bootstrapped = expected_gradient(model.policy, trajectories, bootstrapped_return).double().cpu().numpy()
     with th.no_grad():
-        probabilities = trajectory_probabilities(model.policy, trajectories).double().numpy()
+        probabilities = trajectory_probabilities(model.policy, trajectories).double().cpu().numpy()
     lengths = np.array([len(t.actions) for t in trajectories])
 
     def mean_over_steps_weight(t):
         # Dividing by the batch's number of steps instead of m: E over the other episode τ' of m / (|τ| + |τ'|).
         return t.discounted_return(gamma) * EPISODES_PER_UPDATE * float(np.sum(probabilities / (len(t.actions) + lengths)))
 
-    mean_over_steps = expected_gradient(model.policy, trajectories, mean_over_steps_weight).double().numpy()
+    mean_over_steps = expected_gradient(model.policy, trajectories, mean_over_steps_weight).double().cpu().numpy()
     for lookalike in (bootstrapped, mean_over_steps):
         assert np.abs((lookalike - exact) / standard_error).max() > Z_LOOKALIKE

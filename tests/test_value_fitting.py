@@ -36,7 +36,7 @@ def test_value_steps_fit_the_value_and_leave_the_policy_step_alone() -> None:
     # The extra steps lower the value loss on the batch they were fitted on.
     (batch,) = batches
     dones = np.append(batch.episode_starts[1:], 1.0)
-    target = th.as_tensor(reward_to_go(batch.rewards, dones, gamma=1.0), dtype=th.float32)
+    target = th.as_tensor(reward_to_go(batch.rewards, dones, gamma=1.0), dtype=th.float32, device=plain.device)
     with th.no_grad():
         losses = [F.mse_loss(m.policy.predict_values(batch.observations).flatten(), target).item() for m in (plain, fitted)]
     assert losses[1] < 0.9 * losses[0], losses

@@ -47,7 +47,7 @@ def returns_to_go(trajectory: Trajectory, gamma: float) -> list[float]:
 def state_values(model: VPG) -> np.ndarray:
     """V(s) of the model's value head for each state."""
     with th.no_grad():
-        return model.policy.predict_values(th.arange(N_STATES)).flatten().double().numpy()
+        return model.policy.predict_values(th.arange(N_STATES, device=model.device)).flatten().double().cpu().numpy()
 
 
 def arbitrary_value_head(model: VPG, seed: int = 1) -> np.ndarray:
@@ -67,7 +67,7 @@ def pair_expectation(model: VPG, weights: PairWeights) -> np.ndarray:
     :param weights: The weights of the first episode's steps in the batch (first, second)
     """
     with th.no_grad():
-        probabilities = trajectory_probabilities(model.policy, TRAJECTORIES).double().numpy()
+        probabilities = trajectory_probabilities(model.policy, TRAJECTORIES).double().cpu().numpy()
     averaged = {
         first: np.sum([p * np.array(weights(first, second)) for p, second in zip(probabilities, TRAJECTORIES, strict=True)], 0)
         for first in TRAJECTORIES
@@ -77,12 +77,12 @@ def pair_expectation(model: VPG, weights: PairWeights) -> np.ndarray:
 
 def step_expectation(model: VPG, step_weights: Callable[[Trajectory], list[float]]) -> np.ndarray:
     """E[ĝ] of the estimator weighting each step by ``step_weights`` (per trajectory), in float64."""
-    return expected_step_gradient(model.policy, TRAJECTORIES, step_weights).double().numpy()
+    return expected_step_gradient(model.policy, TRAJECTORIES, step_weights).double().cpu().numpy()
 
 
 def exact_gradient(model: VPG, gamma: float) -> np.ndarray:
     """∇J(θ) by autograd over every trajectory."""
-    return expected_gradient(model.policy, TRAJECTORIES, lambda t: t.discounted_return(gamma)).double().numpy()
+    return expected_gradient(model.policy, TRAJECTORIES, lambda t: t.discounted_return(gamma)).double().cpu().numpy()
 
 
 def assert_matches(mean: np.ndarray, standard_error: np.ndarray, expected: np.ndarray) -> None:

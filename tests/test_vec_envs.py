@@ -92,7 +92,7 @@ def test_vec_frame_stack() -> None:
     assert model.observation_space.shape == (9,)
     batches = record_batches(model)
     model.learn(5)
-    stored = batches[0].observations.numpy()
+    stored = batches[0].observations.cpu().numpy()
     # Step t shows the steps t-2, t-1, t (zeros before the episode's start) in its last column of each frame.
     np.testing.assert_array_equal(stored[:, [2, 5, 8]], [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]])
     assert model._n_updates == 1
