@@ -285,9 +285,7 @@ class VPG(OnPolicyAlgorithm):
 
             with th.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                # Through forward(), what torch.compile wraps; log π(a_t|s_t) and V(s_t) are recomputed at update time.
-                actions, _, _ = self.policy(obs_tensor)
-            actions = actions.cpu().numpy()
+                actions = self._sample_actions(obs_tensor).cpu().numpy()
 
             try:
                 new_obs, rewards, dones, infos = env.step(self._env_actions(actions))
@@ -310,6 +308,23 @@ class VPG(OnPolicyAlgorithm):
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _sample_actions(self, obs: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
+        """
+        a_t ~ π(·|s_t), for collection. VPG needs neither log π(a_t|s_t) nor V(s_t) here (both are computed at update
+        time, with the parameters that the update differentiates), so SB3's own policy only samples from its
+        distribution; a policy whose ``forward`` is not SB3's (wrapped by ``torch.compile``, or overridden in a
+        subclass) is called through ``forward``, as PPO's collection does, so that what it does takes effect. Both
+        draw the same actions.
+
+        :param obs: The observations of every env, as tensors
+        :return: The sampled actions, shaped as the action space
+        """
+        if type(self.policy).forward is ActorCriticPolicy.forward:
+            actions = self.policy.get_distribution(obs).get_actions()
+            return actions.reshape((-1, *self.action_space.shape))  # as ActorCriticPolicy.forward does
+        actions, _, _ = self.policy(obs)
+        return actions
 
     def _env_actions(self, actions: np.ndarray) -> np.ndarray:
         """The actions sent to the env: Box actions unsquashed or clipped to the bounds, as A2C and PPO do."""
