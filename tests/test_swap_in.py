@@ -14,6 +14,7 @@ import torch as th
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch._dynamo.utils import counters
 
@@ -91,6 +92,26 @@ def test_torch_compile_of_the_policy_takes_effect_as_for_ppo() -> None:
     ppo_frames, _ = compiled_frames(PPO)
     assert vpg_frames == ppo_frames == 1
     assert model._n_updates > 0
+
+
+class PolicyWithItsOwnForward(ActorCriticPolicy):
+    """SB3's policy with a ``forward`` of its own, which computes the same: VPG collects through it."""
+
+    def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        return super().forward(obs, deterministic)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_collection_through_forward_samples_the_same_actions(env_id: str) -> None:
+    """Sampling from the distribution alone (SB3's own forward) and through ``forward`` draw the same actions."""
+    runs = []
+    for policy in ("MlpPolicy", PolicyWithItsOwnForward):
+        model = VPG(policy, make_vec_env(env_id, n_envs=2, seed=0), n_steps=32, policy_kwargs=TINY_POLICY, seed=0)
+        batches = record_batches(model)
+        model.learn(512)  # Pendulum's episodes last 200 steps
+        runs.append(th.cat([batch.actions for batch in batches]))
+    assert len(runs[0]) > 0
+    th.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(("n_envs", "n_steps"), [(1, 4000), (3, 1500)])
