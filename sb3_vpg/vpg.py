@@ -322,7 +322,7 @@ class VPG(OnPolicyAlgorithm):
         """
         if type(self.policy).forward is ActorCriticPolicy.forward:
             actions = self.policy.get_distribution(obs).get_actions()
-            return actions.reshape((-1, *self.action_space.shape))  # as ActorCriticPolicy.forward does
+            return actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]  # as ActorCriticPolicy.forward
         actions, _, _ = self.policy(obs)
         return actions
 
