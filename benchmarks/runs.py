@@ -34,7 +34,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from benchmarks.common import EVAL_SEED_OFFSET, DeterministicEvaluation, peak_rss_mb, step_without_learning
+from benchmarks.common import (
+    EVAL_SEED_OFFSET,
+    DeterministicEvaluation,
+    machine_description,
+    package_versions,
+    peak_rss_mb,
+    step_without_learning,
+)
 from sb3_vpg.zoo import ALGO as VPG_ALGO
 from sb3_vpg.zoo import DEFAULT_CONFIG as VPG_BEST_CONFIG
 from sb3_vpg.zoo import register
@@ -291,7 +298,8 @@ def execute(spec: RunSpec, out_dir: Path) -> dict[str, Any]:
     :param spec: The run
     :param out_dir: The suite's output folder
     :return: The result: the run, what :func:`train` or :func:`~benchmarks.common.step_without_learning` measured,
-        and memory in MiB (``start_rss_mb`` after the imports, ``peak_rss_mb`` at the end)
+        memory in MiB (``start_rss_mb`` after the imports, ``peak_rss_mb`` at the end), and the machine and package
+        versions it ran with (a suite can be split across machines)
     """
     th.set_num_threads(1)
     path = result_path(out_dir, spec)
@@ -313,7 +321,14 @@ def execute(spec: RunSpec, out_dir: Path) -> dict[str, Any]:
             measured = train(model, eval_env, spec, manager.callbacks)
         else:
             measured = step_without_learning(model, spec.budget)
-    result = {"spec": asdict(spec), **measured, "start_rss_mb": start_rss_mb, "peak_rss_mb": peak_rss_mb()}
+    result = {
+        "spec": asdict(spec),
+        **measured,
+        "start_rss_mb": start_rss_mb,
+        "peak_rss_mb": peak_rss_mb(),
+        "machine": machine_description(),
+        "versions": package_versions(),
+    }
     partial = path.with_suffix(".json.partial")
     partial.write_text(json.dumps(result, indent=1))
     os.replace(partial, path)  # a result file is always whole: an interrupted run leaves none

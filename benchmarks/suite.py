@@ -13,6 +13,7 @@ results: the ``runs/`` folder if there is one, else the archive.
 """
 
 import argparse
+import collections
 import concurrent.futures
 import time
 from dataclasses import asdict, dataclass, replace
@@ -153,18 +154,34 @@ def run_specs(
     return specs
 
 
-def header(args: argparse.Namespace) -> str:
+def provenance(results: list[dict[str, Any]]) -> str:
+    """
+    Where the runs were made, as their results record it: a suite may be split across machines, and its fps and
+    memory are each machine's own.
+
+    :param results: The runs' results
+    """
+    places = collections.Counter(
+        f"{result['machine']} ({result['versions']})" if "machine" in result else "a machine not recorded (older runs)"
+        for result in results
+    )
+    return "Runs made on: " + "; ".join(f"{count} on {place}" for place, count in places.items())
+
+
+def header(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
     """
     The top of ``results.md``: how and where the results were made.
 
     :param args: The options of ``suite``, with the command line that gave them
+    :param results: The runs' results
     """
     seeds = (
         f"Seeds per algorithm and env: {args.seeds}, each run in a process of its own (peak RSS is its own); "
         f"{args.eval_episodes} deterministic evaluation episodes on a separate env per evaluation, left out of the "
         "training fps"
     )
-    return report_header("sb3-vpg benchmark", args.command_line, f"{args.workers} runs at a time on {args.device}", [seeds])
+    how = f"{args.workers} runs at a time on {args.device}"
+    return report_header("sb3-vpg benchmark", args.command_line, how, [seeds, provenance(results)])
 
 
 def progress_line(done: int, total: int, spec: RunSpec, result: dict[str, Any], start: float) -> str:
@@ -239,7 +256,7 @@ def main(args: argparse.Namespace) -> None:
         print(f"Packed the results and logs of {runs_folder} into {pack_runs(args.out)}")
 
     results = load_results(args.out, specs)
-    summary = write_report(args.out, results, args.algorithms, header(args))
+    summary = write_report(args.out, results, args.algorithms, header(args, results))
     print(markdown_table(summary))
     print(f"Wrote runs.csv, curves.csv, summary.csv, results.md and learning_curves_<env>.png in {args.out}")
     if failures:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from benchmarks.cli import main
-from benchmarks.common import HOLD_WINDOW
+from benchmarks.common import HOLD_WINDOW, machine_description, package_versions
 from benchmarks.report import (
     CURVE_COLUMNS,
     RUN_COLUMNS,
@@ -26,6 +26,7 @@ from benchmarks.report import (
     write_report,
 )
 from benchmarks.runs import ALGORITHMS, RUNS_ARCHIVE, RUNS_FOLDER, RunSpec, load_results, pack_runs, result_path
+from benchmarks.suite import provenance
 from benchmarks.tests.outputs import assert_numbers, read_csv
 
 #: One env, one seed, 600 steps: every algorithm and every output, in well under a minute
@@ -80,6 +81,7 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
     ceiling = next(line for line in table if "| rollout-ceiling |" in line)
     assert ceiling.split("|")[4:6] == [" — ", " — "]
     assert "python -m benchmarks suite --quick" in markdown and "![CartPole-v1](learning_curves_CartPole-v1.png)" in markdown
+    assert f"- Runs made on: 5 on {machine_description()} ({package_versions()})\n" in markdown
 
     # Run again: every result is up to date, nothing runs, the stored results are kept.
     stored = {path: path.read_text() for path in (tmp_path / "runs").rglob("*.json")}
@@ -164,6 +166,18 @@ def test_seeds_holding_threshold_in_summary_and_table() -> None:
     assert [row["seeds_holding_threshold"] for row in rows] == [2, None, None]
     cells = [line.split(" | ")[4] for line in markdown_table(rows).splitlines()[2:]]
     assert cells == ["2/3", "—", "—"]
+
+
+def test_provenance_counts_the_runs_of_each_machine() -> None:
+    """A suite split across machines says how many runs each made, with what; results that predate it, how many."""
+    here = {"machine": "AMD EPYC, 2 logical CPUs, Linux", "versions": "Python 3.11.7, torch 2.13.0+cpu"}
+    there = {"machine": "Intel Xeon, 16 logical CPUs, Linux", "versions": "Python 3.12.3, torch 2.11.0+cu130"}
+    line = provenance([here, there, here, {}, there, here])
+    assert line == (
+        "Runs made on: 3 on AMD EPYC, 2 logical CPUs, Linux (Python 3.11.7, torch 2.13.0+cpu); "
+        "2 on Intel Xeon, 16 logical CPUs, Linux (Python 3.12.3, torch 2.11.0+cu130); "
+        "1 on a machine not recorded (older runs)"
+    )
 
 
 def test_report_from_the_archive_equals_the_report_from_the_folder(tmp_path: Path) -> None:
