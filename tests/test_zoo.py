@@ -10,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import optuna
 import pytest
+import torch as th
 import yaml
 from optuna.trial import TrialState
 from rl_zoo3.exp_manager import ExperimentManager
@@ -19,6 +20,7 @@ from sb3_vpg import VPG
 from sb3_vpg.estimators import ESTIMATORS
 from sb3_vpg.zoo import DEFAULT_CONFIG, convert_vpg_params, register, sample_vpg_params
 from sb3_vpg.zoo.cli import main
+from sb3_vpg.zoo.sampler import LOG_STD_INITS
 
 pytestmark = pytest.mark.integration
 
@@ -158,6 +160,27 @@ def test_sampled_hyperparameters_are_valid_over_any_config() -> None:
         study.tell(trial, 0.0)
     assert {t.params["batch_unit"] for t in study.trials} == {"episodes", "steps"}
     assert {t.params["estimator"] for t in study.trials} == {estimator.name for estimator in ESTIMATORS}
+
+
+def test_sampler_samples_the_initial_noise_of_continuous_actions_only() -> None:
+    """rl-zoo3 passes the size of a Box action space as ``n_actions`` and 0 for the others."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for n_actions in (0, 1):
+        trial = study.ask()
+        sampled = sample_vpg_params(trial, n_actions=n_actions, n_envs=1, additional_args={})
+        assert convert_vpg_params(trial.params) == sampled
+        assert ("log_std_init" in trial.params) == (n_actions > 0) == ("log_std_init" in sampled["policy_kwargs"])
+        study.tell(trial, 0.0)
+    log_std_inits = set()
+    for _ in range(12):
+        trial = study.ask()
+        sampled = sample_vpg_params(trial, n_actions=1, n_envs=1, additional_args={})
+        model = VPG(env=gym.make("Pendulum-v1"), policy="MlpPolicy", **sampled)
+        log_std_init = trial.params["log_std_init"]
+        assert th.equal(model.policy.log_std.detach().cpu(), th.full((1,), log_std_init))
+        log_std_inits.add(log_std_init)
+        study.tell(trial, 0.0)
+    assert log_std_inits == set(LOG_STD_INITS)
 
 
 def optimize(*args: str) -> list[str]:

@@ -17,6 +17,10 @@ NET_ARCHS = {
 }
 ACTIVATION_FNS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
+#: Initial log standard deviations of a Gaussian policy the sampler chooses from (continuous actions only): on MuJoCo a
+#: smaller initial exploration noise than SB3's σ = 1 decided whether HalfCheetah learned at all (the docs' Benchmark).
+LOG_STD_INITS = (-2.0, -1.0, 0.0)
+
 
 #: Episodes per batch the sampler chooses from: those with which every estimator's weights can be non-zero.
 N_EPISODES = tuple(n for n in (1, 2, 4, 8, 16, 32, 64) if n >= max(estimator.min_episodes for estimator in ESTIMATORS))
@@ -26,10 +30,10 @@ def sample_vpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     """
     Sample VPG hyperparameters: learning rate, batch in episodes or in steps, gamma, the estimator (one of
     :data:`~sb3_vpg.estimators.ESTIMATORS`, with GAE λ and value-fitting steps where it takes them), advantage
-    normalisation and the network size.
+    normalisation, the network size, and for continuous actions the initial log standard deviation.
 
     :param trial: The Optuna trial to sample from
-    :param n_actions: Unused (rl-zoo3's sampler signature)
+    :param n_actions: The size of a ``Box`` action space, 0 for the others (as rl-zoo3 passes it)
     :param n_envs: Unused (rl-zoo3's sampler signature)
     :param additional_args: Unused (rl-zoo3's sampler signature)
     :return: Keyword arguments for :class:`~sb3_vpg.VPG`
@@ -54,6 +58,8 @@ def sample_vpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     params["normalize_advantage"] = trial.suggest_categorical("normalize_advantage", [False, True])
     params["net_arch"] = trial.suggest_categorical("net_arch", list(NET_ARCHS))
     params["activation_fn"] = trial.suggest_categorical("activation_fn", list(ACTIVATION_FNS))
+    if n_actions > 0:
+        params["log_std_init"] = trial.suggest_categorical("log_std_init", LOG_STD_INITS)
     return convert_vpg_params(params)
 
 
@@ -69,8 +75,9 @@ def convert_vpg_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     """
     params = dict(sampled_params)
     unit = params.pop("batch_unit")
-    net_arch = NET_ARCHS[params.pop("net_arch")]
-    activation_fn = ACTIVATION_FNS[params.pop("activation_fn")]
+    policy_kwargs = dict(net_arch=NET_ARCHS[params.pop("net_arch")], activation_fn=ACTIVATION_FNS[params.pop("activation_fn")])
+    if "log_std_init" in params:
+        policy_kwargs["log_std_init"] = params.pop("log_std_init")
     estimator = estimator_named(params.pop("estimator"))
     return {
         **params,
@@ -80,5 +87,5 @@ def convert_vpg_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         "baseline": estimator.baseline,
         "gae_lambda": params.get("gae_lambda", 1.0),
         "n_value_steps": params.get("n_value_steps", 0),
-        "policy_kwargs": dict(net_arch=net_arch, activation_fn=activation_fn),
+        "policy_kwargs": policy_kwargs,
     }
