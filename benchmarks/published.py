@@ -108,6 +108,14 @@ def published_table(results: list[dict[str, Any]], algorithms: list[str]) -> str
             cpu_hours = sum(result["train_seconds"] + result["eval_seconds"] for result in group) / 3600
             fps, peak = (np.median([result[key] for result in group]) for key in ("fps", "peak_rss_mb"))
             cost = f"{fps:.0f} fps, {peak:.0f} MiB, {cpu_hours:.1f} CPU-h"
-            rows.append([f"{algorithm} ({len(group)} seeds)", _mean_std(best), _mean_std(final), steps, cost])
+            rows.append(
+                [
+                    f"{algorithm} ({len(group)} seed{'' if len(group) == 1 else 's'})",
+                    _mean_std(best),
+                    _mean_std(final),
+                    steps,
+                    cost,
+                ]
+            )
     columns = ["Env / row", "Best mean test return", "Final return", "Median steps to each published number", "Cost"]
     return markdown_grid(columns, rows)

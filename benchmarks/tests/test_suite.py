@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks.cli import main
 from benchmarks.common import HOLD_WINDOW, machine_description, package_versions
+from benchmarks.published import published_table
 from benchmarks.report import (
     CURVE_COLUMNS,
     RUN_COLUMNS,
@@ -215,3 +216,33 @@ def test_report_from_the_archive_equals_the_report_from_the_folder(tmp_path: Pat
         write_report(tmp_path / name, results, ["vpg-plain", "a2c"], "# header\n")
     for file in REPORT_FILES:
         assert (tmp_path / "archive" / file).read_bytes() == (tmp_path / "folder" / file).read_bytes(), file
+
+
+def test_published_table_by_hand() -> None:
+    """The published metric leaves out the untrained policy; steps to each published number are medians over seeds."""
+
+    def swimmer(seed: int, curve: list[tuple[int, float]], fps: float) -> dict[str, Any]:
+        spec = {"env_id": "Swimmer-v5", "budget": 100_000, "algorithm": "vpg-best", "seed": seed}
+        points = [[timesteps, mean, 0.0] for timesteps, mean in curve]
+        return {
+            "spec": spec,
+            "curve": points,
+            "fps": fps,
+            "peak_rss_mb": 400.0 + seed,
+            "train_seconds": 3000.0,
+            "eval_seconds": 600.0,
+        }
+
+    seed0 = swimmer(0, [(0, 60.0), (50_000, 30.0), (100_000, 52.0)], fps=1000.0)
+    seed1 = swimmer(1, [(0, 0.0), (50_000, 36.0), (100_000, 20.0)], fps=3000.0)
+    lines = published_table([seed0, seed1], ["vpg-best", "a2c"]).splitlines()
+    assert lines[2:] == [
+        "| **Swimmer-v5** (0.1M steps) |  |  |  |  |",
+        "| Tianshou REINFORCE, 3M steps (-v3) | 35.3 ± 1.4 |  |  |  |",
+        "| Spinning Up VPG (PyTorch), 3M steps (-v3) | ~51 |  |  |  |",
+        "| Tianshou REINFORCE, 10M steps (-v3) | 35.6 ± 2.6 |  |  |  |",
+        # best 52 and 36 (not 60, the untrained policy's); final 52 and 20; 35.3 first reached at 100k and 50k, 51 by
+        # one seed only; 2 × 3,600 s of training and evaluation.
+        "| vpg-best (2 seeds) | 44.0 ± 8.0 | 36.0 ± 16.0 | 75k; not reached; 75k | 2000 fps, 400 MiB, 2.0 CPU-h |",
+    ]
+    assert published_table([seed1], ["vpg-best"]).splitlines()[-1].startswith("| vpg-best (1 seed) | 36.0 ± 0.0 |")
