@@ -10,8 +10,8 @@ return and length of the last 100 training episodes (the stochastic policy, SB3'
                         "n_value_steps": 80, "max_grad_norm": 0.5}'
 
 ``--normalize-reward`` wraps the training envs in ``VecNormalize(norm_obs=False, norm_reward=True)`` (rl-zoo3's
-``normalize: "dict(norm_obs=False, norm_reward=True)"``); ``policy_kwargs`` may be given as a string, as in rl-zoo3's
-files.
+``normalize: "dict(norm_obs=False, norm_reward=True)"``); ``policy_kwargs`` may be given as a string and
+``learning_rate`` as a schedule (``"lin_1e-3"``: linear decay from 1e-3 to 0), as in rl-zoo3's files.
 """
 
 import argparse
@@ -19,6 +19,7 @@ import json
 
 import numpy as np
 import torch as th
+from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -54,6 +55,8 @@ def main(args: argparse.Namespace) -> None:
     hyperparams = dict(args.hyperparams)
     if isinstance(hyperparams.get("policy_kwargs"), str):
         hyperparams["policy_kwargs"] = eval(hyperparams["policy_kwargs"])
+    # rl-zoo3's schedule strings ("lin_1e-3": linear decay to 0), read as its ExperimentManager reads them
+    hyperparams = ExperimentManager._preprocess_schedules(hyperparams)
     env = make_vec_env(args.env_id, n_envs=args.n_envs, seed=args.seed)
     eval_env = make_vec_env(args.env_id, n_envs=1, seed=args.seed + TRIAL_EVAL_SEED_OFFSET)
     if args.normalize_reward:
