@@ -51,7 +51,9 @@ def test_quick_defaults_and_the_command_line() -> None:
 @pytest.mark.integration
 def test_trial_prints_an_evaluation_every_eval_every_steps() -> None:
     # A schedule string, as in rl-zoo3's files: VPG itself would refuse the string
-    hyperparams = '{"n_steps": 128, "learning_rate": "lin_1e-3", "reward_to_go": true, "baseline": "value", "n_value_steps": 5}'
+    hyperparams = (
+        '{"n_steps": 128, "learning_rate": "lin_1e-3", "reward_to_go": true, "baseline": "value", "n_value_steps": 5}'
+    )
     output = run_command(
         "trial", "CartPole-v1", "--timesteps", "3000", "--n-envs", "2", "--eval-every", "1000", "--hyperparams", hyperparams
     )
