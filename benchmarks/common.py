@@ -326,7 +326,8 @@ class DeterministicEvaluation(BaseCallback):
     :param before_and_after: Also evaluate before training and at its end (when it ends after the last evaluation):
         the learning curves of the suite
     :param verbose: 1: print a line per evaluation, with the mean return and length of the training episodes in
-        ``ep_info_buffer`` (the stochastic policy, SB3's ``rollout/ep_rew_mean``) next to the evaluation's
+        ``ep_info_buffer`` (the stochastic policy, SB3's ``rollout/ep_rew_mean``) and the last update's mean entropy
+        of the policy (VPG's ``train/entropy``) next to the evaluation's
     """
 
     def __init__(
@@ -346,6 +347,8 @@ class DeterministicEvaluation(BaseCallback):
         self.curve: list[list[float]] = []
         #: Time spent evaluating
         self.seconds = 0.0
+        #: The last update's mean entropy of π(·|s_t) over its batch (nan before the first)
+        self._entropy = float("nan")
 
     def _last_evaluated(self) -> float:
         return self.curve[-1][0] if self.curve else 0
@@ -353,6 +356,11 @@ class DeterministicEvaluation(BaseCallback):
     def _on_training_start(self) -> None:
         if self.before_and_after:
             self._evaluate()
+
+    def _on_rollout_start(self) -> None:
+        # SB3 dumps the logger after a rollout, so here it still holds the last update's values; an update skipped
+        # for want of a finished episode records none, and the entropy of the update before it is kept.
+        self._entropy = self.model.logger.name_to_value.get("train/entropy", self._entropy)
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._last_evaluated() + self.eval_every:
@@ -373,7 +381,10 @@ class DeterministicEvaluation(BaseCallback):
             episodes = self.model.ep_info_buffer
             train_return = np.mean([episode["r"] for episode in episodes]) if episodes else float("nan")
             train_length = np.mean([episode["l"] for episode in episodes]) if episodes else float("nan")
-            line = f"{self.num_timesteps:>8d}  eval {mean:8.1f}  train {train_return:8.1f}  length {train_length:5.0f}"
+            line = (
+                f"{self.num_timesteps:>8d}  eval {mean:8.1f}  train {train_return:8.1f}  length {train_length:5.0f}"
+                f"  entropy {self._entropy:6.3f}"
+            )
             print(line, flush=True)
 
 

@@ -2,7 +2,9 @@
 One trial run of VPG with the hyperparameters given on the command line, for choosing the entries of
 ``sb3_vpg/hyperparams/vpg.yml`` before the suite validates them on 5 seeds. Every ``--eval-every`` timesteps it
 prints the mean return of 10 deterministic episodes on a separate env (what the suite measures) next to the mean
-return and length of the last 100 training episodes (the stochastic policy, SB3's ``rollout/ep_rew_mean``).
+return and length of the last 100 training episodes (the stochastic policy, SB3's ``rollout/ep_rew_mean``) and the
+mean entropy of the policy in the last update (``train/entropy``): how far the greedy policy the evaluation runs can
+be from the stochastic one VPG trains.
 
     python -m benchmarks trial LunarLander-v3 --timesteps 300000 --n-envs 4 --seed 0 --eval-every 15000 \\
         --hyperparams '{"n_steps": 250, "learning_rate": 1e-3, "gamma": 0.99, "reward_to_go": true,

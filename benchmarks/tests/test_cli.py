@@ -3,6 +3,7 @@
 real envs in a process of their own: they finish, and what they print is well formed and consistent.
 """
 
+import math
 import re
 import subprocess
 import sys
@@ -57,12 +58,16 @@ def test_trial_prints_an_evaluation_every_eval_every_steps() -> None:
     output = run_command(
         "trial", "CartPole-v1", "--timesteps", "3000", "--n-envs", "2", "--eval-every", "1000", "--hyperparams", hyperparams
     )
-    lines = re.findall(r"^\s*(\d+)\s+eval\s+(\S+)\s+train\s+(\S+)\s+length\s+(\S+)$", output, flags=re.MULTILINE)
+    lines = re.findall(
+        r"^\s*(\d+)\s+eval\s+(\S+)\s+train\s+(\S+)\s+length\s+(\S+)\s+entropy\s+(\S+)$", output, flags=re.MULTILINE
+    )
     assert [int(timesteps) // 1000 for timesteps, *_ in lines] == [1, 2, 3]
-    for _, evaluation, train_return, length in lines:
+    for _, evaluation, train_return, length, entropy in lines:
         # CartPole's returns are the episode lengths, between 1 and 500 (the mean length is printed rounded).
         assert 1 <= float(evaluation) <= 500
         assert abs(float(train_return) - float(length)) <= 0.5
+        # The entropy of a distribution over CartPole's 2 actions is in [0, ln 2] (printed to 3 decimals).
+        assert 0 < float(entropy) <= round(math.log(2), 3)
     final = re.search(r"final eval (\S+), mean of the last 3 evaluations (\S+)$", output, flags=re.MULTILINE)
     assert final is not None
     assert float(final.group(1)) == float(lines[-1][1])
