@@ -345,6 +345,9 @@ class DeterministicEvaluation(BaseCallback):
         self.before_and_after = before_and_after
         #: ``[timesteps, mean return, std of the return]`` of each evaluation
         self.curve: list[list[float]] = []
+        #: ``[timesteps, mean return, mean length]`` of the last 100 training episodes (``ep_info_buffer``: the
+        #: stochastic policy, SB3's ``rollout/ep_rew_mean``) at each evaluation; ``None`` before an episode has ended
+        self.training_curve: list[list[float | None]] = []
         #: Time spent evaluating
         self.seconds = 0.0
         #: The last update's mean entropy of π(·|s_t) over its batch (nan before the first)
@@ -377,13 +380,15 @@ class DeterministicEvaluation(BaseCallback):
         mean, std = deterministic_return(self.model, self.eval_env, self.n_eval_episodes)
         self.curve.append([self.num_timesteps, mean, std])
         self.seconds += time.perf_counter() - start
+        episodes = self.model.ep_info_buffer
+        train_return = float(np.mean([episode["r"] for episode in episodes])) if episodes else None
+        train_length = float(np.mean([episode["l"] for episode in episodes])) if episodes else None
+        self.training_curve.append([self.num_timesteps, train_return, train_length])
         if self.verbose >= 1:
-            episodes = self.model.ep_info_buffer
-            train_return = np.mean([episode["r"] for episode in episodes]) if episodes else float("nan")
-            train_length = np.mean([episode["l"] for episode in episodes]) if episodes else float("nan")
+            nan = float("nan")
             line = (
-                f"{self.num_timesteps:>8d}  eval {mean:8.1f}  train {train_return:8.1f}  length {train_length:5.0f}"
-                f"  entropy {self._entropy:6.3f}"
+                f"{self.num_timesteps:>8d}  eval {mean:8.1f}  train {nan if train_return is None else train_return:8.1f}"
+                f"  length {nan if train_length is None else train_length:5.0f}  entropy {self._entropy:6.3f}"
             )
             print(line, flush=True)
 

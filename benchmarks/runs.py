@@ -276,7 +276,8 @@ def train(model: BaseAlgorithm, eval_env: VecEnv, spec: RunSpec, callbacks: list
     :param eval_env: The evaluation env
     :param spec: The run
     :param callbacks: The callbacks that the hyperparameter file asks for
-    :return: The timesteps trained, the training rate (evaluations left out), the times and the learning curve
+    :return: The timesteps trained, the training rate (evaluations left out), the times, the learning curve and the
+        training episodes' return and length at each evaluation
     """
     evaluation = DeterministicEvaluation(eval_env, spec.eval_every, spec.n_eval_episodes)
     start = time.perf_counter()
@@ -288,6 +289,7 @@ def train(model: BaseAlgorithm, eval_env: VecEnv, spec: RunSpec, callbacks: list
         "train_seconds": train_seconds,
         "eval_seconds": evaluation.seconds,
         "curve": evaluation.curve,
+        "training_curve": evaluation.training_curve,
     }
 
 

@@ -11,10 +11,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import Monitor
 
 from benchmarks.cli import main
-from benchmarks.common import HOLD_WINDOW, machine_description, package_versions
+from benchmarks.common import HOLD_WINDOW, DeterministicEvaluation, machine_description, package_versions
 from benchmarks.published import published_table
 from benchmarks.report import (
     CURVE_COLUMNS,
@@ -29,6 +32,7 @@ from benchmarks.report import (
 from benchmarks.runs import ALGORITHMS, RUNS_ARCHIVE, RUNS_FOLDER, RunSpec, load_results, pack_runs, result_path
 from benchmarks.suite import provenance
 from benchmarks.tests.outputs import assert_numbers, read_csv
+from sb3_vpg import VPG
 
 #: One env, one seed, 600 steps: every algorithm and every output, in well under a minute
 TINY = ["suite", "--quick", "--envs", "CartPole-v1", "--seeds", "1", "--budget", "600", "--eval-every", "300"]
@@ -45,6 +49,12 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
     printed = capsys.readouterr().out
     assert "5 runs, 0 with a stored result, 5 to run" in printed
     assert printed.count("[") >= 5  # one progress line per run
+
+    for path in (tmp_path / "runs").rglob("*.json"):
+        result = json.loads(path.read_text())
+        if ALGORITHMS[result["spec"]["algorithm"]].learns:  # the training episodes beside each evaluation
+            assert [point[0] for point in result["training_curve"]] == [point[0] for point in result["curve"]]
+            assert result["training_curve"][0] == [0, None, None] and None not in result["training_curve"][-1]
 
     runs = read_csv(tmp_path / "runs.csv", RUN_COLUMNS)
     assert sorted(row["algorithm"] for row in runs) == sorted(ALGORITHMS)
@@ -109,6 +119,26 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
     main([*TINY, "--out", str(tmp_path)])
     assert "5 runs, 5 with a stored result, 0 to run" in capsys.readouterr().out
     assert {path: path.read_text() for path in stored} == stored
+
+
+def test_training_curve_is_the_monitors_last_100_episodes() -> None:
+    # One env, so that an episode's last timestep is the sum of the lengths the Monitor recorded up to it.
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=0)
+    evaluation = DeterministicEvaluation(make_vec_env("CartPole-v1", n_envs=1, seed=1), eval_every=1_000, n_eval_episodes=2)
+    VPG("MlpPolicy", env, n_episodes=2, seed=0).learn(4_000, callback=evaluation)
+    monitor = env.envs[0]
+    assert isinstance(monitor, Monitor)
+    returns, lengths = monitor.get_episode_rewards(), monitor.get_episode_lengths()
+    ends = np.cumsum(lengths)
+    assert len(returns) > 100  # the window of 100 episodes slides
+    assert len(evaluation.training_curve) == len(evaluation.curve) >= 5
+    for timesteps, mean_return, mean_length in evaluation.training_curve:
+        ended = np.flatnonzero(ends <= timesteps)[-100:]
+        if len(ended) == 0:
+            assert mean_return is None and mean_length is None
+        else:
+            assert mean_return == pytest.approx(np.mean(np.asarray(returns)[ended]))
+            assert mean_length == pytest.approx(np.mean(np.asarray(lengths)[ended]))
 
 
 def test_steps_to_threshold_and_median() -> None:
