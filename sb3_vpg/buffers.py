@@ -13,7 +13,9 @@ that ends is copied, whole, to **the batch**, the complete episodes not trained 
 (``n_episodes`` of them, ``pos`` steps), and its blocks go back to the pool.
 :meth:`~EpisodeRolloutBuffer.compute_advantages` computes each step's reward-to-go (``returns``), once, vectorised over
 the batch, and the update's weights (``advantages``); :meth:`~EpisodeRolloutBuffer.get` hands out the batch's steps,
-chunk by chunk; the update then discards the batch (:meth:`~EpisodeRolloutBuffer.discard_batch`).
+chunk by chunk. The update then marks the batch trained (:meth:`~EpisodeRolloutBuffer.mark_trained`): like the last
+rollout of SB3's buffers, it stays readable until the next collection starts and drops it
+(:meth:`~EpisodeRolloutBuffer.discard_batch`), and it is never extended or trained again.
 
 :meth:`~EpisodeRolloutBuffer.add` is all or nothing: it writes only rows that no committed state refers to, and
 commits the step in its last line, so an exception or an interrupt anywhere in it leaves the buffer as it was. An env
@@ -32,7 +34,7 @@ from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_vpg.estimators import EpisodeSteps, Estimator, reward_to_go
+from sb3_vpg.estimators import BatchTotal, EpisodeSteps, Estimator, reward_to_go, this_part_only
 from sb3_vpg.type_aliases import DictEpisodeRolloutBufferSamples, EpisodeRolloutBufferSamples
 
 #: Default cap on the length of one episode: past it, collection stops with an error instead of growing forever.
@@ -162,6 +164,8 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         self.n_episodes = 0
         #: Episodes dropped because the buffer never held their start or their env was reset before they ended
         self.n_dropped_episodes = 0
+        #: Whether an update has trained on the batch (it stays readable until :meth:`discard_batch`)
+        self.batch_trained = False
         self._lay_out(())
 
     def _observation_fields(self) -> list[tuple[str, tuple[int, ...], np.dtype]]:
@@ -211,6 +215,11 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         :param log_prob: Not stored (VPG computes log π(a_t|s_t) at update time): must be ``None``
         :param done: Whether the step ended its episode, one per env
         """
+        if self.batch_trained:
+            raise RuntimeError(
+                "EpisodeRolloutBuffer.add: an update has trained on the batch; call discard_batch() before collecting "
+                "more, so that the new episodes make a batch of their own."
+            )
         if value is not None or log_prob is not None:
             raise ValueError(
                 "EpisodeRolloutBuffer.add: value and log_prob must be None: V(s_t) and log π(a_t|s_t) are computed at "
@@ -356,7 +365,14 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         self._lay_out(self._episodes.batch)
         return self._advantages
 
-    def compute_advantages(self, estimator: Estimator, values: np.ndarray | None = None, normalize: bool = False) -> None:
+    def compute_advantages(
+        self,
+        estimator: Estimator,
+        values: np.ndarray | None = None,
+        normalize: bool = False,
+        total: BatchTotal = this_part_only,
+        batch_shape: tuple[int, int] | None = None,
+    ) -> None:
         """
         Lay the batch out and write the weight of every step into ``advantages``: what :meth:`get` hands out.
 
@@ -364,20 +380,25 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         :param values: V(s_t) of the batch's steps, for an estimator that subtracts it
         :param normalize: Normalise the weights over the batch (mean 0, std 1); a one-step batch is left as it is,
             as in PPO
+        :param total: The sum over the parts of a batch split across processes (:mod:`sb3_vpg.distributed`): the
+            baselines' means, the normalisation's mean and std and the check of the weights are the whole batch's
+        :param batch_shape: The whole batch's episodes m and steps, when this buffer holds a part of it
         """
         self._lay_out(self._episodes.batch)
-        weights = estimator.weights(
-            EpisodeSteps(self.rewards, self.returns, self.episode_starts, values), self.gamma, self.gae_lambda
-        )
-        if normalize and self.pos > 1:
-            weights = (weights - weights.mean()) / (weights.std(ddof=1) + 1e-8)
+        n_episodes, n_steps = (self.n_episodes, self.pos) if batch_shape is None else batch_shape
+        steps = EpisodeSteps(self.rewards, self.returns, self.episode_starts, values, n_episodes, total)
+        weights = estimator.weights(steps, self.gamma, self.gae_lambda)
+        if normalize and n_steps > 1:
+            mean = total(np.array([weights.sum()]))[0] / n_steps
+            std = np.sqrt(total(np.array([np.square(weights - mean).sum()]))[0] / (n_steps - 1))
+            weights = (weights - mean) / (std + 1e-8)
         self._advantages[:] = weights
-        if not np.isfinite(self._advantages).all():
+        if total(np.array([np.count_nonzero(~np.isfinite(self._advantages))]))[0] > 0:
             raise ValueError(
                 "The weights of log π(a_t|s_t) are not finite: the batch's rewards reach "
-                f"|r| = {np.abs(self.rewards).max():.3g} and its returns |R(τ)| = "
-                f"{np.abs(self.episode_returns).max():.3g}, beyond what float32 holds. Scale the rewards down "
-                "(VecNormalize(norm_reward=True), or a wrapper such as gymnasium.wrappers.TransformReward), "
+                f"|r| = {np.abs(self.rewards).max(initial=0.0):.3g} and its returns |R(τ)| = "
+                f"{np.abs(self.episode_returns).max(initial=0.0):.3g}, beyond what float32 holds. Scale the rewards "
+                "down (VecNormalize(norm_reward=True), or a wrapper such as gymnasium.wrappers.TransformReward), "
                 "or set normalize_advantage=True."
             )
         self.advantages_computed = True
@@ -393,9 +414,22 @@ class EpisodeRolloutBuffer(RolloutBuffer):
         """Not used: steps are added one at a time, with whether each ended its episode."""
         raise NotImplementedError("EpisodeRolloutBuffer takes one step of every env at a time: add(..., done=dones).")
 
+    def mark_trained(self) -> None:
+        """
+        An update has trained on the batch: it stays readable, as SB3's buffers keep the last rollout, until
+        :meth:`discard_batch` drops it at the start of the next collection; :meth:`add` refuses steps until then.
+        """
+        self.batch_trained = True
+
     def discard_batch(self) -> None:
-        """Drop the batch once an update has trained on it; the running episodes stay."""
-        self._episodes, self.pos, self.n_episodes, self.advantages_computed = self._episodes._replace(batch=()), 0, 0, False
+        """Drop the batch; the running episodes stay."""
+        self._episodes, self.pos, self.n_episodes, self.advantages_computed, self.batch_trained = (
+            self._episodes._replace(batch=()),
+            0,
+            0,
+            False,
+            False,
+        )
 
     def observation_chunks(self, batch_size: int | None = None) -> Generator[th.Tensor | TensorDict, None, None]:
         """

@@ -16,6 +16,9 @@ from stable_baselines3.common.type_aliases import Schedule
 from sb3_vpg.buffers import EpisodeRolloutBuffer
 from sb3_vpg.estimators import ESTIMATORS, estimator_for
 
+#: The largest magnitude a float32 holds: observations and rewards beyond it become infinite in the policy and buffer.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 #: Observation spaces VPG's policies take; a Dict of them (not nested) too.
 SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -79,8 +82,14 @@ def check_arguments(
     max_episode_steps: int,
     rollout_buffer_class: type[RolloutBuffer] | None,
     rollout_buffer_kwargs: dict[str, Any] | None,
+    collective_timeout: float,
+    world_size: int,
 ) -> None:
-    """Raise a ``ValueError`` or ``TypeError`` naming the first of VPG's arguments that it cannot use."""
+    """
+    Raise a ``ValueError`` or ``TypeError`` naming the first of VPG's arguments that it cannot use.
+
+    :param world_size: The number of processes training together (:func:`sb3_vpg.distributed.world_size`)
+    """
     if n_steps is not None and n_episodes is not None:
         raise ValueError(
             f"Give the batch either in steps or in episodes, not both: got n_steps={n_steps} and n_episodes={n_episodes}."
@@ -108,6 +117,13 @@ def check_arguments(
             f"gae_lambda={gae_lambda} needs {takers} (GAE discounts the reward-to-go against a learned V(s)); "
             f"got reward_to_go={reward_to_go}, baseline={baseline!r}."
         )
+    if n_episodes is not None and n_episodes < world_size:
+        raise ValueError(
+            f"n_episodes={n_episodes} is the whole batch, shared by the {world_size} processes training together, each "
+            f"of which collects at least one episode per update: give n_episodes >= {world_size}, or fewer processes."
+        )
+    if not collective_timeout > 0:
+        raise ValueError(f"collective_timeout must be a positive number of seconds, got {collective_timeout!r}.")
     if not vf_coef >= 0:
         raise ValueError(f"vf_coef must be non-negative, got {vf_coef!r}.")
     if not _is_count(n_value_steps, 0):
@@ -150,7 +166,9 @@ def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) ->
 
 def check_finite(observations: np.ndarray | dict[str, np.ndarray], rewards: Any, timestep: int) -> None:
     """
-    Raise a ``ValueError`` naming what the env returned that is not finite, before it can reach the weights.
+    Raise a ``ValueError`` naming what the env returned that is not finite, or that float32 cannot hold, before it can
+    reach the weights: the policy computes on float32 observations and the buffer stores float32 rewards, so a float64
+    value beyond float32's range would become infinite there.
 
     :param observations: The observations of one ``VecEnv.step`` or ``reset`` (an array, or a dict of arrays)
     :param rewards: The rewards of that step, one per env (any sequence of numbers); ``None`` after a reset
@@ -161,9 +179,19 @@ def check_finite(observations: np.ndarray | dict[str, np.ndarray], rewards: Any,
     if rewards is not None:
         named = {"reward": np.asarray(rewards), **named}
     for name, array in named.items():
-        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        if not np.issubdtype(array.dtype, np.floating):
+            continue
+        if not np.isfinite(array).all():
             envs = np.unique(np.nonzero(~np.isfinite(array))[0]).tolist()
             raise ValueError(f"The env returned a non-finite {name} (in env {envs}) at timestep {timestep}: {array}.")
+        beyond = np.abs(array) > FLOAT32_MAX
+        if beyond.any():
+            envs = np.unique(np.nonzero(beyond)[0]).tolist()
+            raise ValueError(
+                f"The env returned a {name} beyond float32's range (|x| = {np.abs(array).max():.3g} > {FLOAT32_MAX:.3g}, "
+                f"in env {envs}) at timestep {timestep}: the policy computes in float32, where it would be infinite. "
+                f"Scale the {name.split('[')[0]}s down (VecNormalize, or a gymnasium wrapper)."
+            )
 
 
 def check_policy(policy: str | type, aliases: dict[str, type]) -> None:

@@ -10,11 +10,15 @@ get values that depend on rewards not seen yet: callers only read the rows of co
 
 The sums over the future (reward-to-go, GAE) are computed in ⌈log₂ n⌉ vectorised passes
 (:func:`discounted_sum_to_go`), never in a Python loop over the steps.
+
+A batch may be split into parts, one per process of a data-parallel run (:mod:`sb3_vpg.distributed`): the weights of
+one part's steps then need sums over the whole batch (the mean baseline's), which an estimator takes from
+:attr:`EpisodeSteps.total`: in one process, the identity.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -75,7 +79,23 @@ def steps_since_start(episode_starts: np.ndarray) -> np.ndarray:
     return rows - episode_start_rows(episode_starts)
 
 
-def mean_return_by_step(returns_to_go: np.ndarray, steps: np.ndarray, n_episodes: int) -> np.ndarray:
+class BatchTotal(Protocol):
+    """
+    The sum over the parts of a batch (one per process) of an array that each part computes from its own steps,
+    indexed alike; ``ragged=True`` for 1-D arrays of different lengths, zero-padded to the longest.
+    """
+
+    def __call__(self, values: np.ndarray, ragged: bool = False) -> np.ndarray: ...
+
+
+def this_part_only(values: np.ndarray, ragged: bool = False) -> np.ndarray:
+    """The :class:`BatchTotal` of a batch in one part: the array itself."""
+    return values
+
+
+def mean_return_by_step(
+    returns_to_go: np.ndarray, steps: np.ndarray, n_episodes: int, total: BatchTotal = this_part_only
+) -> np.ndarray:
     """
     The batch-mean baseline: for every step index t, the mean over the batch's m episodes of their reward-to-go
     from step t, ``b_t = (1/m) Σ_j G_{j,t}``, an episode already over by step t counting 0 (nothing is left to go).
@@ -85,9 +105,10 @@ def mean_return_by_step(returns_to_go: np.ndarray, steps: np.ndarray, n_episodes
     :param returns_to_go: The reward-to-go of every step of the batch's complete episodes, flat
     :param steps: The index t of each of these steps within its episode (:func:`steps_since_start`), flat
     :param n_episodes: m, the number of episodes in the batch
-    :return: ``b_t`` for t = 0 … the longest episode's last step, shape ``(max(steps) + 1,)``
+    :param total: The sum over the batch's parts, for a batch split across processes
+    :return: ``b_t`` for t = 0 … the longest episode's last step (of any part), shape ``(max(steps) + 1,)``
     """
-    return np.bincount(steps, weights=returns_to_go) / n_episodes
+    return total(np.bincount(steps, weights=returns_to_go), ragged=True) / n_episodes
 
 
 def trajectory_returns(rewards: np.ndarray, episode_starts: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
@@ -139,23 +160,28 @@ def generalized_advantages(
 
 class EpisodeSteps(NamedTuple):
     """
-    The steps of a batch of complete episodes, laid end to end (flat): what an estimator weights.
+    The steps of a batch of complete episodes, laid end to end (flat): what an estimator weights. In a batch split
+    across processes, the steps of this process's part.
 
     :param rewards: ``r_t``
     :param returns_to_go: The reward-to-go ``G_t`` of each step (:func:`reward_to_go`)
     :param episode_starts: 1 on the first step of each episode
     :param values: ``V(s_t)`` of the policy's value head, for the estimators that subtract it (else ``None``)
+    :param batch_episodes: m, the number of episodes of the whole batch (``None``: this part's, the whole batch)
+    :param total: The sum over the batch's parts (:class:`BatchTotal`); the identity for a batch in one part
     """
 
     rewards: np.ndarray
     returns_to_go: np.ndarray
     episode_starts: np.ndarray
     values: np.ndarray | None
+    batch_episodes: int | None = None
+    total: BatchTotal = this_part_only
 
     @property
     def n_episodes(self) -> int:
-        """m, the number of episodes."""
-        return int(np.count_nonzero(self.episode_starts))
+        """m, the number of episodes of the whole batch."""
+        return int(np.count_nonzero(self.episode_starts)) if self.batch_episodes is None else self.batch_episodes
 
     @property
     def dones(self) -> np.ndarray:
@@ -187,13 +213,14 @@ def _reward_to_go(steps: EpisodeSteps, gamma: float, gae_lambda: float) -> np.nd
 
 def _whole_return_minus_mean(steps: EpisodeSteps, gamma: float, gae_lambda: float) -> np.ndarray:
     """R(τ_i) − b_0, with b_0 = (1/m) Σ_j R(τ_j) the batch's mean return."""
-    return steps.whole_returns - steps.whole_returns[steps.episode_starts > 0].sum() / steps.n_episodes
+    sum_of_returns = steps.total(np.array([steps.whole_returns[steps.episode_starts > 0].sum()]))[0]
+    return steps.whole_returns - sum_of_returns / steps.n_episodes
 
 
 def _reward_to_go_minus_mean(steps: EpisodeSteps, gamma: float, gae_lambda: float) -> np.ndarray:
     """G_t − b_t, with b_t the batch's mean reward-to-go from step t (:func:`mean_return_by_step`)."""
     index = steps_since_start(steps.episode_starts)
-    return steps.returns_to_go - mean_return_by_step(steps.returns_to_go, index, steps.n_episodes)[index]
+    return steps.returns_to_go - mean_return_by_step(steps.returns_to_go, index, steps.n_episodes, steps.total)[index]
 
 
 def _whole_return_minus_value(steps: EpisodeSteps, gamma: float, gae_lambda: float) -> np.ndarray:

@@ -1,9 +1,7 @@
-import contextlib
 import copy
 import io
 import math
 import pathlib
-from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -12,16 +10,26 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import explained_variance, obs_as_tensor
+from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
+from sb3_vpg import distributed
 from sb3_vpg.buffers import MAX_EPISODE_STEPS, DictEpisodeRolloutBuffer, EpisodeRolloutBuffer
-from sb3_vpg.checks import check_arguments, check_finite, check_policy, check_saved_algorithm, check_spaces, refuse_keywords
+from sb3_vpg.checks import (
+    check_arguments,
+    check_finite,
+    check_policy,
+    check_saved_algorithm,
+    check_spaces,
+    refuse_keywords,
+)
 from sb3_vpg.estimators import estimator_for
 from sb3_vpg.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
@@ -59,7 +67,8 @@ class VPG(OnPolicyAlgorithm):
         can take when no episode lasts more than H steps (H: the env's time limit, else ``max_episode_steps``), so
         that code which sizes its work from ``n_steps`` (imitation's GAIL, ...) can.
     :param n_episodes: Batch given in episodes (the m of Algorithm 1): collect until at least this many episodes have
-        ended. With neither ``n_steps`` nor ``n_episodes``, ``n_episodes`` is 8 (:data:`DEFAULT_N_EPISODES`).
+        ended. With neither ``n_steps`` nor ``n_episodes``, ``n_episodes`` is 8 (:data:`DEFAULT_N_EPISODES`). Under
+        several processes, m is the whole batch's: rank r collects its share, ⌊m / N⌋, one more for r < m mod N.
     :param gamma: Discount factor in [0, 1]; 1 (the default) is the undiscounted return of Eq. (4)
     :param reward_to_go: Weight log π(a_t|s_t) by the reward-to-go Σ_{t'≥t} γ^(t'-t) r_{t'} instead of R(τ)
     :param baseline: What is subtracted from the returns: ``None`` (Eq. 4), ``"mean"`` (the batch's mean over its m
@@ -80,6 +89,8 @@ class VPG(OnPolicyAlgorithm):
         32 MiB of observations hold (:data:`CHUNK_BYTES`).
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE) instead of action noise exploration
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
+    :param collective_timeout: Under several processes (:mod:`sb3_vpg.distributed`), the seconds a rank waits for the
+        others at each collective of the update before it raises :class:`~sb3_vpg.distributed.CollectiveError`
     :param max_episode_steps: The longest episode VPG accepts. Every step is kept until its episode ends, so an
         episode that never ends would grow memory forever: past this length collection raises ``RuntimeError``.
     :param rollout_buffer_class: Rollout buffer class to use, a subclass of
@@ -123,6 +134,7 @@ class VPG(OnPolicyAlgorithm):
         chunk_size: int | None = None,
         use_sde: bool = False,
         sde_sample_freq: int = -1,
+        collective_timeout: float = distributed.DEFAULT_TIMEOUT,
         max_episode_steps: int = MAX_EPISODE_STEPS,
         rollout_buffer_class: type[RolloutBuffer] | None = None,
         rollout_buffer_kwargs: dict[str, Any] | None = None,
@@ -154,6 +166,8 @@ class VPG(OnPolicyAlgorithm):
             max_episode_steps=max_episode_steps,
             rollout_buffer_class=rollout_buffer_class,
             rollout_buffer_kwargs=rollout_buffer_kwargs,
+            collective_timeout=collective_timeout,
+            world_size=distributed.world_size(),
         )
         if env is not None:  # VPG.load() without an env builds the model first, then restores the saved spaces
             env = maybe_make_env(env, verbose)
@@ -177,7 +191,7 @@ class VPG(OnPolicyAlgorithm):
             policy_kwargs=policy_kwargs,
             verbose=verbose,
             seed=seed,
-            device=device,
+            device=distributed.device_for(device),
             _init_setup_model=False,
         )
         self.n_episodes = n_episodes
@@ -187,16 +201,26 @@ class VPG(OnPolicyAlgorithm):
         self.max_episode_steps = max_episode_steps
         self.n_value_steps = n_value_steps
         self.chunk_size = chunk_size
+        self.collective_timeout = collective_timeout
         self._n_skipped_updates = 0
 
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
-        # Resolved here, after VPG.load() has restored the saved hyperparameters: the keywords select one estimator.
+        # Resolved here, after VPG.load() has restored the saved hyperparameters: the keywords select one estimator,
+        # and the ranks (one, without a launcher) join.
         self.estimator = estimator_for(self.reward_to_go, self.baseline)
+        self._collectives = distributed.join(self.device, self.collective_timeout)
+        n_envs_of_ranks = self._collectives.gather_counts(self.n_envs)
+        rank = self._collectives.rank
+        #: Every rank's envs, and where this rank's stand among them: env i here is env ``_env_offset + i`` of all
+        self._n_envs_global, self._env_offset = sum(n_envs_of_ranks), sum(n_envs_of_ranks[:rank])
+        if self.n_episodes is not None:  # this rank's share of the batch's m episodes
+            share, remainder = divmod(self.n_episodes, self._collectives.world_size)
+            self._rank_episodes = share + int(rank < remainder)
         if self.n_steps is None:  # the batch in episodes (and models saved by 0.1.0, which kept None)
-            self.n_steps = math.ceil(self.n_episodes / self.n_envs) * self._horizon()
+            self.n_steps = math.ceil(self._rank_episodes / self.n_envs) * self._horizon()
         if self.chunk_size is None:
             self.chunk_size = max(1, CHUNK_BYTES // (4 * _flattened_dim(self.observation_space)))
         if self.rollout_buffer_class is None:
@@ -204,6 +228,18 @@ class VPG(OnPolicyAlgorithm):
             self.rollout_buffer_class = DictEpisodeRolloutBuffer if is_dict else EpisodeRolloutBuffer
         self.rollout_buffer_kwargs = {**self.rollout_buffer_kwargs, "max_episode_steps": self.max_episode_steps}
         super()._setup_model()
+        self._collectives.broadcast_parameters(self.policy)
+
+    def set_random_seed(self, seed: int | None = None) -> None:
+        """
+        Seed the random number generators, the action space and the envs, as SB3 does. Under several processes, rank
+        r's envs are seeded as the envs of all ranks, in rank order, would be in one process (env i of rank r with
+        ``seed`` plus its index among all), and rank r's generators with its first env's seed, so that no two ranks
+        sample alike; rank 0 is seeded as a single process is.
+
+        :param seed: The seed (nothing is seeded if ``None``)
+        """
+        super().set_random_seed(None if seed is None else seed + getattr(self, "_env_offset", 0))
 
     def _horizon(self) -> int:
         """H, the longest an episode can last: the envs' time limit (from their spec), else ``max_episode_steps``."""
@@ -217,8 +253,9 @@ class VPG(OnPolicyAlgorithm):
         return min(max(limits), self.max_episode_steps)
 
     def _excluded_save_params(self) -> list[str]:
-        # The estimator is derived from the saved keywords when the model is set up again.
-        return [*super()._excluded_save_params(), "estimator"]
+        # Derived when the model is set up again: the estimator from the saved keywords, the ranks from the launcher.
+        derived = ["estimator", "_collectives", "_n_envs_global", "_env_offset", "_rank_episodes"]
+        return [*super()._excluded_save_params(), *derived]
 
     def _setup_learn(
         self,
@@ -228,12 +265,40 @@ class VPG(OnPolicyAlgorithm):
         tb_log_name: str = "run",
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
+        if self._collectives.rank != 0:  # rank 0 logs for all: no other rank writes a TensorBoard run or prints
+            self.set_logger(Logger(folder=None, output_formats=[]))
+            progress_bar = False
+        self._check_ranks_agree()
         total_timesteps, callback = super()._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
         # The first observation is checked like every later one (a reset does not go through collect_rollouts).
         check_finite(self._last_obs, None, self.num_timesteps)  # type: ignore[arg-type]
         return total_timesteps, callback
+
+    def _check_ranks_agree(self) -> None:
+        """
+        Under several processes, before ``learn()`` goes on: every rank holds the same update count (an interrupt can
+        land after one rank's commit and before another's), and every rank normalises from rank 0's ``VecNormalize``
+        statistics, which the ranks' own samples then add to and each update merges.
+        """
+        counts = self._collectives.gather_counts(self._n_updates)
+        if len(set(counts)) > 1:
+            raise RuntimeError(
+                f"The ranks hold different updates (update counts by rank: {counts}): an interrupt stopped some ranks "
+                "after their update's commit and others before it. Resume every rank from the same checkpoint."
+            )
+        self._collectives.share_running_stats(self._normalization_statistics())
+
+    def _normalization_statistics(self) -> list[RunningMeanStd]:
+        """The running statistics of the envs' ``VecNormalize``, if any: of the observations (each key's) and returns."""
+        normalizer = self.get_vec_normalize_env()
+        if normalizer is None:
+            return []
+        if not normalizer.norm_obs:  # (SB3 keeps no statistics of the observations then)
+            return [normalizer.ret_rms]
+        observations = normalizer.obs_rms if isinstance(normalizer.obs_rms, dict) else {"": normalizer.obs_rms}
+        return [*(observations[key] for key in sorted(observations)), normalizer.ret_rms]
 
     def _rollout_is_complete(self, n_collected_steps: int) -> bool:
         """
@@ -245,7 +310,7 @@ class VPG(OnPolicyAlgorithm):
         if self.num_timesteps >= self._total_timesteps:
             return True
         if self.n_episodes is not None:
-            return self.rollout_buffer.n_episodes >= self.n_episodes
+            return self.rollout_buffer.n_episodes >= self._rank_episodes
         return n_collected_steps >= self.n_steps
 
     def collect_rollouts(
@@ -275,10 +340,12 @@ class VPG(OnPolicyAlgorithm):
         self.policy.set_training_mode(False)
         if self.use_sde:
             self.policy.reset_noise(env.num_envs)
+        if rollout_buffer.batch_trained:  # kept readable since the last update, as SB3 keeps its last rollout
+            rollout_buffer.discard_batch()
 
         callback.on_rollout_start()
 
-        n_steps = 0
+        start_timesteps, n_steps = self.num_timesteps, 0
         while not self._rollout_is_complete(n_steps):
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(env.num_envs)
@@ -290,7 +357,7 @@ class VPG(OnPolicyAlgorithm):
             try:
                 new_obs, rewards, dones, infos = env.step(self._env_actions(actions))
                 check_finite(new_obs, rewards, self.num_timesteps)  # type: ignore[arg-type]
-                self.num_timesteps += env.num_envs
+                self.num_timesteps += self._n_envs_global  # every rank's envs, as if they stepped with these
                 rollout_buffer.add(self._last_obs, actions, rewards, self._last_episode_starts, done=dones)  # type: ignore[arg-type]
                 self._last_obs, self._last_episode_starts = new_obs, dones  # type: ignore[assignment]
             except BaseException:
@@ -303,11 +370,31 @@ class VPG(OnPolicyAlgorithm):
 
             callback.update_locals(locals())
             if not callback.on_step():
+                self._end_rollout(start_timesteps, n_steps, stopped=True)
                 return False
 
+        if not self._end_rollout(start_timesteps, n_steps, stopped=False):
+            return False
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _end_rollout(self, start_timesteps: int, n_steps: int, stopped: bool) -> bool:
+        """
+        Where every rank's rollout ends: the timesteps become those all ranks took, the ``VecNormalize`` statistics
+        those of all ranks' samples, and training goes on only if no rank's callback stopped it. In one process, the
+        rollout's own.
+
+        :param start_timesteps: ``num_timesteps`` when the rollout started
+        :param n_steps: Steps per env of this rank's rollout
+        :param stopped: Whether this rank's callback stopped training
+        :return: Whether every rank goes on
+        """
+        assert self.env is not None
+        steps, n_stopped = self._collectives.total(np.array([n_steps * self.env.num_envs, stopped]))
+        self.num_timesteps = start_timesteps + int(steps)
+        self._collectives.merge_running_stats(self._normalization_statistics())
+        return n_stopped == 0
 
     def _sample_actions(self, obs: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
         """
@@ -342,25 +429,30 @@ class VPG(OnPolicyAlgorithm):
         One gradient step on Eq. (4) (or its opt-in variance reductions) over the complete episodes collected. The
         update is all or nothing: until it ends, the batch stays in the buffer, and an exception or an interrupt
         puts the policy and optimiser back as they were.
+
+        Under several processes each rank holds a part of the batch, and every sum over the batch (m, the steps, the
+        weights' means and std, the gradient, the logged values) is the sum of the ranks' parts: the update is the one
+        a single process computes over all ranks' episodes.
         """
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         buffer = self.rollout_buffer
-        self.logger.record("train/n_episodes", buffer.n_episodes)
-        self.logger.record("train/n_dropped_episodes", buffer.n_dropped_episodes)
-        if buffer.n_episodes == 0:
-            # No trajectory has ended: Eq. (4) has no sample to average over.
+        batch = (0, 0) if buffer.batch_trained else (buffer.n_episodes, buffer.size())
+        counts = self._collectives.total(np.array([*batch, buffer.n_dropped_episodes]))
+        n_episodes, n_batch_steps, n_dropped_episodes = (int(count) for count in counts)
+        self.logger.record("train/n_episodes", n_episodes)
+        self.logger.record("train/n_dropped_episodes", n_dropped_episodes)
+        if n_episodes == 0:
+            # No trajectory has ended since the last update: Eq. (4) has no sample to average over.
             self._n_skipped_updates += 1
             self.logger.record("train/n_skipped_updates", self._n_skipped_updates)
             return
 
         values = self._batch_values() if self.estimator.needs_values else None
-        buffer.compute_advantages(self.estimator, values, self.normalize_advantage)
-        n_episodes, n_batch_steps = buffer.n_episodes, buffer.size()
-        weights, episode_returns = buffer.advantages[:n_batch_steps].copy(), buffer.episode_returns
-        explained = None if values is None else explained_variance(values, buffer.returns[:n_batch_steps])
+        total = self._collectives.total
+        buffer.compute_advantages(self.estimator, values, self.normalize_advantage, total, (n_episodes, n_batch_steps))
 
-        # The loss is a sum over steps: the gradients of the chunks add up to that of the whole batch.
+        # The loss is a sum over steps: the gradients of the chunks (and of the ranks) add up to that of the batch.
         self.policy.optimizer.zero_grad()
         policy_gradient_loss_sum = entropy_loss_sum = value_loss_sum = 0.0
         for rollout_data in buffer.get(self.chunk_size):
@@ -381,25 +473,28 @@ class VPG(OnPolicyAlgorithm):
             loss.backward()
             policy_gradient_loss_sum += policy_gradient_loss.item()
             entropy_loss_sum += entropy_loss.item()
+        self._collectives.sum_gradients(self.policy.parameters())
 
-        grad_norm = self._clip_gradients()
-        with self._all_or_nothing():
-            self.policy.optimizer.step()
-            self._fit_value()
-            self._n_updates += 1
-            buffer.discard_batch()
+        losses = [policy_gradient_loss_sum, entropy_loss_sum, value_loss_sum]
+        statistics = total(np.array(losses + _batch_sums(buffer, values)))
+        policy_gradient_loss_sum, entropy_loss_sum, value_loss_sum = statistics[:3]
+        total_loss = policy_gradient_loss_sum + self.ent_coef * entropy_loss_sum + self.vf_coef * value_loss_sum
+        grad_norm = self._clip_gradients(total_loss)
+        self._step_all_or_nothing(n_batch_steps)
 
-        if explained is not None:
+        return_mean, return_std, advantage_mean, advantage_std, explained = _batch_statistics(
+            statistics[3:], n_episodes, n_batch_steps
+        )
+        if values is not None:
             self.logger.record("train/value_loss", value_loss_sum)
             self.logger.record("train/explained_variance", explained)
-        total_loss = policy_gradient_loss_sum + self.ent_coef * entropy_loss_sum + self.vf_coef * value_loss_sum
         self.logger.record("train/policy_gradient_loss", policy_gradient_loss_sum)
         self.logger.record("train/entropy", -entropy_loss_sum)
         self.logger.record("train/loss", total_loss)
-        self.logger.record("train/return_mean", float(np.mean(episode_returns)))
-        self.logger.record("train/return_std", float(np.std(episode_returns)))
-        self.logger.record("train/advantage_mean", float(np.mean(weights)))
-        self.logger.record("train/advantage_std", float(np.std(weights, ddof=1)) if n_batch_steps > 1 else 0.0)
+        self.logger.record("train/return_mean", return_mean)
+        self.logger.record("train/return_std", return_std)
+        self.logger.record("train/advantage_mean", advantage_mean)
+        self.logger.record("train/advantage_std", advantage_std)
         self.logger.record("train/grad_norm", grad_norm)
         self.logger.record("train/n_updates", self._n_updates)
         if hasattr(self.policy, "log_std"):
@@ -412,51 +507,83 @@ class VPG(OnPolicyAlgorithm):
                 self.policy.predict_values(observations).flatten().cpu().numpy()
                 for observations in self.rollout_buffer.observation_chunks(self.chunk_size)
             ]
-        return np.concatenate(values)
+        return np.concatenate(values) if values else np.zeros(0, dtype=np.float32)
 
-    def _fit_value(self) -> None:
+    def _fit_value(self, n_steps: int) -> None:
         """
         ``n_value_steps`` optimiser steps on ``vf_coef`` × the value loss alone, over the batch chunk by chunk. The
         policy's own parameters get no gradient (``zero_grad`` leaves them ``None``), so the optimiser leaves them.
+
+        :param n_steps: The steps of the whole batch (of every rank's part)
         """
-        n_steps = self.rollout_buffer.size()
         for _ in range(self.n_value_steps):
             self.policy.optimizer.zero_grad()
+            loss = 0.0
             for rollout_data in self.rollout_buffer.get(self.chunk_size):
                 values = self.policy.predict_values(rollout_data.observations).flatten()
-                value_loss = F.mse_loss(values, rollout_data.returns, reduction="sum") / n_steps
-                (self.vf_coef * value_loss).backward()
-            self._clip_gradients()
+                value_loss = self.vf_coef * F.mse_loss(values, rollout_data.returns, reduction="sum") / n_steps
+                value_loss.backward()
+                loss += value_loss.item()
+            self._collectives.sum_gradients(self.policy.parameters())
+            self._clip_gradients(loss)
             self.policy.optimizer.step()
 
-    def _clip_gradients(self) -> float:
+    def _clip_gradients(self, loss: float) -> float:
         """
         Clip the gradient norm to ``max_grad_norm`` when one is given; return the norm before clipping. A gradient that
         is not finite stops the update before any parameter moves.
+
+        :param loss: The loss whose gradient this is, for the message when it is not finite
         """
         max_norm = float("inf") if self.max_grad_norm is None else self.max_grad_norm
         grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), max_norm).item()
         if not math.isfinite(grad_norm):
-            raise ValueError(
-                f"The gradient of the update is not finite (norm {grad_norm}): the batch's returns reach |R(τ)| = "
-                f"{np.abs(self.rollout_buffer.episode_returns).max():.3g}. Scale the rewards down "
-                "(VecNormalize(norm_reward=True), or a wrapper such as gymnasium.wrappers.TransformReward), "
-                "or set normalize_advantage=True."
-            )
+            raise ValueError(self._non_finite_gradient_message(grad_norm, loss))
         return grad_norm
 
-    @contextlib.contextmanager
-    def _all_or_nothing(self) -> Iterator[None]:
-        """Whatever is raised inside, the policy, the optimiser and the update count are put back as they were."""
+    def _non_finite_gradient_message(self, grad_norm: float, loss: float) -> str:
+        """What a non-finite gradient comes from: the policy's outputs, or the weights of log π that scale them."""
+        buffer = self.rollout_buffer
+        message = (
+            f"The gradient of the update is not finite (norm {grad_norm}, loss {loss:.3g}); the batch's observations and "
+            f"rewards are finite, its returns reach |R(τ)| = {np.abs(buffer.episode_returns).max():.3g} and the weights "
+            f"of log π(a_t|s_t) |w| = {np.abs(buffer.advantages).max():.3g}. "
+        )
+        if not all(th.isfinite(parameter).all() for parameter in self.policy.parameters()):
+            return message + "The policy's parameters are not finite: an earlier update diverged; lower the learning rate."
+        if math.isfinite(loss):
+            return message + (
+                "The loss is finite, its gradient is not: the weights scale it past float32's range. Scale the rewards "
+                "down (VecNormalize(norm_reward=True), or a wrapper such as gymnasium.wrappers.TransformReward), or set "
+                "normalize_advantage=True."
+            )
+        return message + (
+            "The policy's outputs (log π, its entropy or V) are not finite for these observations: normalise the "
+            "observations (VecNormalize), lower the learning rate, or bound the step with max_grad_norm."
+        )
+
+    def _step_all_or_nothing(self, n_batch_steps: int) -> None:
+        """
+        The optimiser step, the value steps and the commit: the update count goes up and the batch is marked trained.
+        Whatever is raised before the commit puts the policy, the optimiser and the update count back as they were; the
+        commit is one assignment, and whatever is raised after it finishes it, never undoes it.
+
+        :param n_batch_steps: The steps of the whole batch, for the value steps' loss
+        """
         policy_state = copy.deepcopy(self.policy.state_dict())
         optimizer_state = copy.deepcopy(self.policy.optimizer.state_dict())
         n_updates = self._n_updates
         try:
-            yield
+            self.policy.optimizer.step()
+            self._fit_value(n_batch_steps)
+            self._n_updates = n_updates + 1  # the commit
+            self.rollout_buffer.mark_trained()
         except BaseException:
-            self.policy.load_state_dict(policy_state)
-            self.policy.optimizer.load_state_dict(optimizer_state)
-            self._n_updates = n_updates
+            if self._n_updates == n_updates:
+                self.policy.load_state_dict(policy_state)
+                self.policy.optimizer.load_state_dict(optimizer_state)
+            else:
+                self.rollout_buffer.mark_trained()
             raise
 
     def learn(
@@ -494,6 +621,39 @@ class VPG(OnPolicyAlgorithm):
         """
         check_saved_algorithm(path)
         return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+
+
+def _batch_sums(buffer: EpisodeRolloutBuffer, values: np.ndarray | None) -> list[float]:
+    """
+    The sums over the batch (this rank's part) that the logged statistics come from: of R(τ) and R(τ)² over the
+    episodes, of the weights and their squares over the steps, and, with V(s_t), of the reward-to-go G_t, G_t², the
+    residual G_t − V(s_t) and its square.
+    """
+    n_steps = buffer.size()
+    returns, weights = buffer.episode_returns.astype(np.float64), buffer.advantages[:n_steps].astype(np.float64)
+    residuals = np.zeros(0) if values is None else buffer.returns[:n_steps] - values
+    to_go = buffer.returns[:n_steps].astype(np.float64) if values is not None else np.zeros(0)
+    arrays = (returns, weights, to_go, residuals.astype(np.float64))
+    return [float(total) for array in arrays for total in (array.sum(), np.square(array).sum())]
+
+
+def _batch_statistics(sums: np.ndarray, n_episodes: int, n_steps: int) -> tuple[float, float, float, float, float]:
+    """
+    The logged statistics of the whole batch, from the sums of :func:`_batch_sums` over the ranks: R(τ)'s mean and
+    std, the weights' mean and std (ddof 1; 0 for one step), and the value head's explained variance
+    1 − Var(G_t − V(s_t)) / Var(G_t) (NaN when Var(G_t) is 0, as SB3's ``explained_variance``).
+    """
+
+    def mean_and_variance(total: float, total_of_squares: float, n: int, ddof: int = 0) -> tuple[float, float]:
+        mean = total / n
+        return mean, max(total_of_squares - n * mean**2, 0.0) / (n - ddof)
+
+    return_mean, return_variance = mean_and_variance(sums[0], sums[1], n_episodes)
+    weight_mean, weight_variance = mean_and_variance(sums[2], sums[3], n_steps, ddof=1) if n_steps > 1 else (sums[2], 0.0)
+    _, to_go_variance = mean_and_variance(sums[4], sums[5], n_steps)
+    _, residual_variance = mean_and_variance(sums[6], sums[7], n_steps)
+    explained = float("nan") if to_go_variance == 0 else 1 - residual_variance / to_go_variance
+    return return_mean, math.sqrt(return_variance), weight_mean, math.sqrt(weight_variance), explained
 
 
 def _flattened_dim(observation_space: spaces.Space) -> int:

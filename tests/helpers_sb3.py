@@ -204,18 +204,22 @@ class RecordedBatch(NamedTuple):
 def record_batches(model: VPG) -> list[RecordedBatch]:
     """
     Keep every batch an update trains on: recorded (all of ``get()``'s samples at once) when the update, its step
-    taken, discards it with the buffer's real ``discard_batch``; an update that fails before never discards.
+    taken, marks it trained with the buffer's real ``mark_trained``; an update that fails before never marks it. An
+    update interrupted just after its commit marks it twice: recorded once.
     """
     batches: list[RecordedBatch] = []
     buffer = model.rollout_buffer
-    discard_batch = buffer.discard_batch
+    mark_trained = buffer.mark_trained
+    recorded: list[tuple[int, ...]] = []  # the episodes of the last batch recorded, the buffer's own tuple
 
     def recording() -> None:
-        rows = slice(0, buffer.pos)
-        samples = next(buffer.get())
-        batch = RecordedBatch(*samples, buffer.rewards[rows].copy(), buffer.episode_starts[rows].copy(), buffer.n_episodes)
-        discard_batch()
-        batches.append(batch)
+        if not recorded or recorded[-1] is not buffer._episodes.batch:
+            recorded[:] = [buffer._episodes.batch]
+            rows = slice(0, buffer.pos)
+            samples = next(buffer.get())
+            episodes = (buffer.rewards[rows].copy(), buffer.episode_starts[rows].copy(), buffer.n_episodes)
+            batches.append(RecordedBatch(*samples, *episodes))
+        mark_trained()
 
-    buffer.discard_batch = recording  # type: ignore[method-assign]
+    buffer.mark_trained = recording  # type: ignore[method-assign]
     return batches

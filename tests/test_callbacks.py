@@ -158,5 +158,6 @@ def test_callback_stop_at_rollout_end_then_resume() -> None:
     assert model.rollout_buffer.n_episodes == 2
     model.learn(8, reset_num_timesteps=False)
     assert model._n_updates == 1
-    assert model.rollout_buffer.n_episodes == 0  # the 2 + 2 episodes were consumed by that update
-    assert model.rollout_buffer.size() == model.rollout_buffer.n_running_steps == 0
+    # The 2 + 2 episodes were trained on by that update: readable, as SB3 keeps its last rollout, never trained again.
+    assert model.rollout_buffer.batch_trained and model.rollout_buffer.n_episodes == 4
+    assert model.rollout_buffer.size() == 16 and model.rollout_buffer.n_running_steps == 0

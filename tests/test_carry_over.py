@@ -57,7 +57,8 @@ def test_every_step_in_exactly_one_update_with_its_whole_episode(batch: dict) ->
         assert trained == list(range(len(trained)))
     steps_trained = sum(len(batch_.actions) for batch_ in batches)
     buffer = model.rollout_buffer
-    assert steps_trained + buffer.size() + buffer.n_running_steps == model.num_timesteps
+    waiting = 0 if buffer.batch_trained else buffer.size()  # the last batch stays readable once trained
+    assert steps_trained + waiting + buffer.n_running_steps == model.num_timesteps
 
 
 def test_one_env_batch_in_episodes_uses_exactly_m_fresh_episodes() -> None:
@@ -75,4 +76,4 @@ def test_one_env_batch_in_episodes_uses_exactly_m_fresh_episodes() -> None:
         assert sorted(episode for _, episode in episodes_in(batch)) == [3 * update, 3 * update + 1, 3 * update + 2]
     assert list(episodes_in(batches[-1])) == [(0, 24)]
     # A full rollout stops as the m-th episode ends: only the episode that the budget interrupted waits.
-    assert model.rollout_buffer.size() == 0 and model.rollout_buffer.n_running_steps == 2
+    assert model.rollout_buffer.batch_trained and model.rollout_buffer.n_running_steps == 2

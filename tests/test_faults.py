@@ -1,14 +1,17 @@
 """Faults during learn: env exceptions, non-finite env data, KeyboardInterrupt; the model stays usable after each."""
 
+import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper
@@ -382,3 +385,100 @@ def test_learn_with_reset_drops_the_running_episodes_and_keeps_the_complete_ones
     model.learn(40)
     assert model.rollout_buffer.n_dropped_episodes == 2
     assert_whole_counting_episodes(batches)
+
+
+NUMPY = str(Path(np.__file__).parent)
+
+
+class InterruptAfterCommit:
+    """
+    A ``sys.settrace`` hook that, once the model's update has committed (its update count has gone up) and until
+    ``train()`` returns, counts the lines that run in any code but numpy's (the package's, the standard library's,
+    SB3's, torch's: numpy's lines run inside calls whose own lines are counted, and change no state of the model) and
+    raises KeyboardInterrupt before the ``at``-th; with ``at=None`` it only counts.
+
+    :param model: The model whose update is watched
+    :param at: The line (1-based, in the order they run after the commit) at which to interrupt
+    """
+
+    def __init__(self, model: VPG, at: int | None) -> None:
+        self.model = model
+        self.n_updates = model._n_updates
+        self.at = at
+        self.count = 0
+        self.train_returned = False
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
+        return None if self.train_returned else self.line
+
+    def line(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "return" and frame.f_code is VPG.train.__wrapped__.__code__:  # type: ignore[attr-defined]
+            self.train_returned = True
+        committed = self.model._n_updates > self.n_updates
+        if event == "line" and committed and not self.train_returned and NUMPY not in frame.f_code.co_filename:
+            self.count += 1
+            if self.count == self.at:
+                raise KeyboardInterrupt(f"line {frame.f_code.co_filename}:{frame.f_lineno}")
+        return None if self.train_returned else self.line
+
+
+@pytest.mark.exhaustive
+def test_an_interrupt_after_the_commit_never_undoes_the_update() -> None:
+    """
+    A KeyboardInterrupt at each line that runs between an update's commit and the return of ``train()``, in any code.
+    The update stands: the policy is the one after it and the count says so. The exception is then kept (as a
+    notebook or an app does), the model updates 3 more times, and the exception is freed: nothing it held can put the
+    policy or the count back, and no batch is trained twice.
+    """
+    reference, _ = scripted_model()
+    counter = InterruptAfterCommit(reference, None)
+    sys.settrace(counter)
+    try:
+        reference.learn(8, reset_num_timesteps=False)
+    finally:
+        sys.settrace(None)
+    after = parameters_of(reference)
+    assert reference._n_updates == 2 and counter.count > 0
+
+    for at in range(1, counter.count + 1):
+        model, batches = scripted_model()
+        sys.settrace(InterruptAfterCommit(model, at))
+        try:
+            with pytest.raises(KeyboardInterrupt) as raised:
+                model.learn(8, reset_num_timesteps=False)
+        finally:
+            sys.settrace(None)
+        th.set_grad_enabled(True)
+        assert model._n_updates == 2 and same_parameters(parameters_of(model), after), at
+        model.learn(24, reset_num_timesteps=False)
+        later, n_updates = parameters_of(model), model._n_updates
+        assert n_updates >= 5, at
+        del raised
+        gc.collect()
+        assert model._n_updates == n_updates and same_parameters(parameters_of(model), later), at
+        assert_whole_episodes_once(batches)
+
+
+class HugeFloat64Observation(gym.Env):
+    """A float64 observation that is finite in float64 and infinite once cast to float32, from the 3rd step on."""
+
+    observation_space = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float64)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        return np.array([0.0, 1e39 if self.t >= 3 else 1.0]), 1.0, False, self.t >= 5, {}
+
+
+def test_an_observation_beyond_float32_is_named_as_the_cause() -> None:
+    """1e39 is finite in float64 but not in the policy's float32: collection stops naming the observation."""
+    model = VPG("MlpPolicy", HugeFloat64Observation(), n_steps=8, policy_kwargs=TINY_POLICY, seed=0)
+    weights = parameters_of(model)
+    with pytest.raises(ValueError, match=r"observation beyond float32's range \(\|x\| = 1e\+39 > 3.4e\+38, in env \[0\]\)"):
+        model.learn(16)
+    assert model._n_updates == 0 and same_parameters(weights, parameters_of(model))

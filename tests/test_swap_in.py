@@ -141,3 +141,24 @@ def test_learn_stops_at_its_budget_and_keeps_the_running_episodes(batch: dict, n
     model.learn(50, reset_num_timesteps=False)
     assert sum(len(batch.actions) for batch in batches) + model.rollout_buffer.n_running_steps == model.num_timesteps
     assert all(batch.observations.cpu().numpy()[:, 2].tolist() == list(range(7)) * batch.n_episodes for batch in batches)
+
+
+def test_the_last_batch_stays_readable_after_learn_as_in_a2c() -> None:
+    """
+    SB3's buffers keep the last rollout after ``learn()`` (SB3's own test_sde reads its actions): VPG's keeps the
+    last batch it trained on, until the next collection starts and drops it. It is never trained again: the next
+    update trains the next episodes, and ``train()`` called again without a collection trains nothing.
+    """
+    model = VPG("MlpPolicy", DummyVecEnv([lambda: CountingEnv(ep_length=5)]), n_steps=10, policy_kwargs=TINY_POLICY, seed=0)
+    batches = record_batches(model)
+    model.learn(10)
+    buffer = model.rollout_buffer
+    assert buffer.batch_trained and buffer.actions.shape == (10, 1)
+    np.testing.assert_array_equal(buffer.observations[:, 1:], [[episode, t] for episode in (0, 1) for t in range(5)])
+    np.testing.assert_array_equal(buffer.actions, batches[0].actions.cpu().numpy())
+    model.train()
+    assert model._n_updates == 1 and model._n_skipped_updates == 1 and len(batches) == 1
+    model.learn(10, reset_num_timesteps=False)
+    assert model._n_updates == 2 and len(batches) == 2
+    np.testing.assert_array_equal(batches[1].observations.cpu().numpy()[:, 1], np.repeat([2, 3], 5))
+    np.testing.assert_array_equal(buffer.observations[:, 1], np.repeat([2, 3], 5))

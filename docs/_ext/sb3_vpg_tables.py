@@ -61,7 +61,11 @@ KEYWORD_NOTES: dict[str, tuple[str, str]] = {
     "seed": (SAME, "A fixed seed reproduces training on the CPU."),
     "device": (SAME, ""),
     "_init_setup_model": (SAME, "Internal (used by `load`)."),
-    "n_episodes": (VPG_ONLY, "The batch in episodes (the m of Eq. 4): collect until at least this many have ended."),
+    "n_episodes": (
+        VPG_ONLY,
+        "The batch in episodes (the m of Eq. 4): collect until at least this many have ended (under several processes, "
+        "of all of them together).",
+    ),
     "reward_to_go": (VPG_ONLY, "Weight log π(a_t\\|s_t) by the reward-to-go G_t instead of R(τ) (Eq. 5)."),
     "baseline": (VPG_ONLY, '`None`, `"mean"` (the batch\'s mean return) or `"value"` (the learned V(s_t)) (Eq. 6).'),
     "n_value_steps": (
@@ -73,6 +77,11 @@ KEYWORD_NOTES: dict[str, tuple[str, str]] = {
         VPG_ONLY,
         "Steps per forward/backward pass of an update: bounds its memory, not its result (the chunks' gradients add up "
         "to the batch's). `None`: as many steps as 32 MiB of observations hold.",
+    ),
+    "collective_timeout": (
+        VPG_ONLY,
+        "Under several processes (torchrun): the seconds a rank waits for the others at each collective of the update "
+        "before it raises `CollectiveError`, naming itself and what it waited for.",
     ),
     "max_episode_steps": (
         VPG_ONLY,

@@ -19,10 +19,36 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import rl_zoo3.train
 from rl_zoo3.enjoy import enjoy
-from rl_zoo3.train import train
+from torch.distributed.elastic.multiprocessing.errors import record
 
+from sb3_vpg import distributed
 from sb3_vpg.zoo import ALGO, DEFAULT_CONFIG, register
+from sb3_vpg.zoo.distributed import DistributedExperimentManager
+
+
+@contextlib.contextmanager
+def _experiment_manager_of_this_rank() -> Iterator[None]:
+    """
+    While it lasts, rl-zoo3's ``train`` builds its experiment with :class:`DistributedExperimentManager` when torchrun
+    (or another launcher) started several processes; in one process, rl-zoo3's own.
+    """
+    if distributed.world_size() <= 1:
+        yield
+        return
+    built = rl_zoo3.train.ExperimentManager
+    rl_zoo3.train.ExperimentManager = DistributedExperimentManager  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        rl_zoo3.train.ExperimentManager = built  # type: ignore[misc]
+
+
+def train() -> None:
+    """rl-zoo3's ``train``, on one rank of a torchrun job when launched by torchrun."""
+    with _experiment_manager_of_this_rank():
+        rl_zoo3.train.train()
 
 
 def record_video() -> None:
@@ -130,6 +156,11 @@ def train_defaults(args: Sequence[str]) -> list[str]:
     )
     if known is None or known.algo != ALGO:
         return []
+    if known.optimize_hyperparameters and distributed.world_size() > 1:
+        raise SystemExit(
+            "-optimize runs without torchrun: each trial is one process; run several workers on one --storage "
+            "(or --n-jobs) to use more cores."
+        )
     defaults = [] if known.conf_file else ["--conf-file", str(DEFAULT_CONFIG)]
     if known.optimize_hyperparameters and not known.storage:
         database = Path(known.log_folder or "logs", ALGO, "optuna.db").resolve()
@@ -162,6 +193,7 @@ DEFAULTS: dict[str, Callable[[Sequence[str]], list[str]]] = {
 }
 
 
+@record  # under torchrun, a rank's exception reaches torchrun's summary of the failure
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     """
     Register VPG with rl-zoo3, then run one of its scripts with the given options.

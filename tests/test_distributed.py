@@ -1,0 +1,375 @@
+"""
+Data-parallel VPG on torch.distributed, tested with real processes: torchrun starts the ranks of
+``tests/distributed_worker.py`` on the gloo backend, on this machine's loopback; every wait is bounded.
+
+The update of 2 and 3 ranks on given episodes equals the update of one process on their union, to the float32 rounding
+bound of the sums that differ (:mod:`tests.rounding`): parameters, the optimiser's state and every logged value, for
+every estimator, Box, Discrete and Dict observations, SGD and Adam, a clipped gradient and a rank without episodes.
+"""
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+from tests.given_episodes import CASES, LEARNING_RATE, Case, episodes, fill, make_model, update
+from tests.rounding import TermMagnitudes, assert_within, gamma
+
+REPOSITORY = Path(__file__).parents[1]
+WORKER = REPOSITORY / "tests" / "distributed_worker.py"
+
+pytestmark = pytest.mark.integration
+
+
+#: Each test's bound on a torchrun job, in seconds: a job that outlasts it is killed and the test fails
+JOB_TIMEOUT = 240
+
+
+def _environment(**more: str) -> dict[str, str]:
+    """One thread per rank; the repository importable (for ``tests``); gloo on the loopback interface."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY), "GLOO_SOCKET_IFNAME": "lo", **more}
+
+
+def run_torchrun(nproc: int, command: str, output: Path, *options: str) -> subprocess.CompletedProcess:
+    """
+    The worker's ``command`` on ``nproc`` ranks of one torchrun agent (``--standalone``: a free loopback port), one
+    thread each, bounded by :data:`JOB_TIMEOUT`; its exit status and output, together.
+    """
+    arguments = ["--standalone", "--local-addr=127.0.0.1", f"--nproc-per-node={nproc}", *options]
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", *arguments, str(WORKER), command, str(output)],
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=JOB_TIMEOUT,
+    )
+
+
+def torchrun(nproc: int, command: str, output: Path, *options: str) -> None:
+    """:func:`run_torchrun`, failing with the job's output unless it succeeds."""
+    result = run_torchrun(nproc, command, output, *options)
+    assert result.returncode == 0, result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_two_agents(command: str, output: Path, *options: str, **environment: str) -> list[subprocess.CompletedProcess]:
+    """
+    The worker's ``command`` on two "nodes": two torchrun agents on this machine, one rank each, meeting at a c10d
+    rendezvous on a loopback port; both bounded by :data:`JOB_TIMEOUT` (a job that outlasts it is killed).
+    """
+    rendezvous = [
+        "--nnodes=2",
+        "--nproc-per-node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{_free_port()}",
+        "--rdzv-id=sb3-vpg-test",
+        "--local-addr=127.0.0.1",
+        *options,
+    ]
+    agents = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", *rendezvous, str(WORKER), command, str(output)],
+            env=_environment(**environment),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    try:
+        for agent in agents:
+            stdout, _ = agent.communicate(timeout=JOB_TIMEOUT)
+            results.append(subprocess.CompletedProcess(agent.args, agent.returncode, stdout))
+    finally:
+        for agent in agents:
+            agent.kill()
+    return results
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["2-ranks", "3-ranks"])
+def ranks_updates(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[dict]]:
+    """Every case's update on 2 (or 3) ranks: one torchrun for all cases; each rank's results."""
+    output = tmp_path_factory.mktemp(f"given-episodes-{request.param}")
+    torchrun(request.param, "given-episodes", output)
+    return request.param, [th.load(output / f"given-episodes-{rank}.pt", weights_only=False) for rank in range(request.param)]
+
+
+class Reference:
+    """
+    One process's update on the union of the episodes, and what the tolerances come from: the update again with one
+    step per chunk, every backward pass's terms recorded (:class:`~tests.rounding.TermMagnitudes`), and the per-step
+    values its logged sums add up (log π, entropy, V(s_t), before the update; the weights and returns after).
+    """
+
+    def __init__(self, case: Case) -> None:
+        model = make_model(case)
+        fill(model, episodes(case.kind))
+        self.result = update(model)
+        self.buffer = model.rollout_buffer  # the batch stays readable after the update
+        self.optimizer = model.policy.optimizer
+
+        per_step = make_model(case, chunk_size=1)
+        fill(per_step, episodes(case.kind))
+        self.before = {name: value.detach().clone() for name, value in per_step.policy.named_parameters()}
+        buffer = per_step.rollout_buffer
+        with th.no_grad():
+            observations = next(buffer.observation_chunks())
+            actions = th.as_tensor(buffer.actions, dtype=th.float64)
+            if case.kind == "box":
+                actions = actions.long().flatten()
+            values, log_prob, entropy = per_step.policy.evaluate_actions(observations, actions)
+        self.log_prob, self.values = log_prob.numpy(), values.flatten().numpy()
+        self.entropy = -self.log_prob if entropy is None else entropy.numpy()
+        self.terms = TermMagnitudes(per_step)
+        with self.terms.recording():
+            update(per_step)
+        self.model = per_step
+
+    def gradient(self, name: str) -> th.Tensor:
+        """The gradient of the update's first step: the sum of its terms (every term, without value steps)."""
+        return th.stack(self.terms.terms[name]).sum(dim=0)
+
+    def gradient_bound(self, name: str) -> th.Tensor:
+        """How far two computations of that gradient may differ: 2 γ_K Σ|x_k|."""
+        return 2 * gamma(self.terms.n_terms[name]) * self.terms.absolute_sums[name]
+
+
+def sgd_tolerance(reference: Reference, max_grad_norm: float | None) -> dict[str, th.Tensor]:
+    """
+    The parameters' tolerance after SGD: the learning rate times the gradient's bound δ; with clipping to norm M,
+    g·c with c = M / ‖g‖ moves by c δ + |g| c ‖δ‖ / ‖g‖ (to first order).
+    """
+    tolerance = reference.terms.update_tolerance(LEARNING_RATE, reference.before)
+    if max_grad_norm is None:
+        return tolerance
+    names = list(reference.terms.terms)
+    gradients = {name: reference.gradient(name) for name in names}
+    bounds = {name: reference.gradient_bound(name) for name in names}
+    norm = math.sqrt(sum(float(g.square().sum()) for g in gradients.values()))
+    bound_norm = math.sqrt(sum(float(b.square().sum()) for b in bounds.values()))
+    clip = min(1.0, max_grad_norm / (norm + 1e-6))
+    assert clip < 1, "the case must clip"
+    return {
+        name: 2 * LEARNING_RATE * clip * (bounds[name] + gradients[name].abs() * bound_norm / norm) + tolerance[name]
+        for name in names
+    }
+
+
+def adam_tolerances(reference: Reference) -> tuple[dict[str, th.Tensor], dict[str, th.Tensor]]:
+    """
+    Adam's first step from gradients g and g + e, |e| ≤ δ: the moments (1 − β₁) g and (1 − β₂) g² move by
+    (1 − β₁) δ and (1 − β₂)(2|g| δ + δ²); the step −lr g / (|g| + ε) by at most lr δ ε / (max(|g| − δ, 0) + ε)²
+    (its derivative in g, at the smallest |g| within reach), and never by more than 2 lr.
+    """
+    group = reference.optimizer.param_groups[0]
+    (beta1, beta2), epsilon = group["betas"], group["eps"]
+    state, parameters = {}, {}
+    for name in reference.terms.terms:
+        g, delta = reference.gradient(name), reference.gradient_bound(name)
+        state[f"{name}.exp_avg"] = (1 - beta1) * delta
+        state[f"{name}.exp_avg_sq"] = (1 - beta2) * (2 * g.abs() * delta + delta**2)
+        state[f"{name}.step"] = th.tensor(0.0)
+        step = LEARNING_RATE * delta * epsilon / ((g.abs() - delta).clamp(min=0) + epsilon) ** 2
+        rounding = 4 * 2.0**-53 * reference.before[name].abs()
+        parameters[name] = th.minimum(step, th.full_like(step, 2 * LEARNING_RATE)) + rounding
+    return parameters, state
+
+
+def _mean_bound(values: np.ndarray, n: int) -> float:
+    """Two sums of n float32-rounded terms, divided by n, differ by at most 2 γ_n Σ|x| / n."""
+    return 2 * gamma(max(n, 1)) * float(np.abs(values).sum()) / n
+
+
+def _variance_bound(values: np.ndarray, n: int, ddof: int = 0) -> float:
+    """The bound of Var = (Σx² − n mean²) / (n − ddof) from those of Σx² and of the mean."""
+    mean, mean_bound = values.sum() / n, _mean_bound(values, n)
+    squares_bound = 2 * gamma(max(n, 1)) * float(np.square(values).sum())
+    return (squares_bound + n * (2 * abs(mean) + mean_bound) * mean_bound) / (n - ddof)
+
+
+def _std_bound(values: np.ndarray, n: int, ddof: int = 0) -> float:
+    variance_bound = _variance_bound(values, n, ddof)
+    std = math.sqrt(max(float(np.square(values - values.mean()).sum()) / (n - ddof), 0.0))
+    return math.sqrt(variance_bound) if std == 0 else min(math.sqrt(variance_bound), variance_bound / std)
+
+
+def logged_tolerances(reference: Reference, case: Case) -> dict[str, float]:
+    """Each logged statistic's tolerance, from the per-step values that its sums add up (float32's bound)."""
+    buffer, n_steps = reference.buffer, reference.buffer.size()
+    m = buffer.n_episodes
+    weights = buffer.advantages[:n_steps].astype(np.float64)
+    returns, to_go = buffer.episode_returns.astype(np.float64), buffer.returns[:n_steps].astype(np.float64)
+    policy_gradient = _mean_bound(weights * reference.log_prob, m)
+    entropy = _mean_bound(reference.entropy, n_steps)
+    value = _mean_bound(np.square(reference.values - to_go), n_steps)
+    ent_coef, vf_coef = case.options.get("ent_coef", 0.0), 0.5
+    tolerances = {
+        "train/policy_gradient_loss": policy_gradient,
+        "train/entropy": entropy,
+        "train/loss": policy_gradient + ent_coef * entropy + vf_coef * value,
+        "train/return_mean": _mean_bound(returns, m),
+        "train/return_std": _std_bound(returns, m),
+        "train/advantage_mean": _mean_bound(weights, n_steps),
+        "train/advantage_std": _std_bound(weights, n_steps, ddof=1),
+        "train/n_episodes": 0.0,
+        "train/n_dropped_episodes": 0.0,
+        "train/n_updates": 0.0,
+    }
+    gradient_norm = math.sqrt(sum(float(reference.gradient_bound(name).square().sum()) for name in reference.terms.terms))
+    tolerances["train/grad_norm"] = gradient_norm
+    if buffer.n_episodes and reference.model.estimator.needs_values:
+        residuals = to_go - reference.values
+        variance_of_returns = float(np.var(to_go))
+        explained = 1 - float(np.var(residuals)) / variance_of_returns
+        residual_bound, returns_bound = _variance_bound(residuals, n_steps), _variance_bound(to_go, n_steps)
+        tolerances["train/value_loss"] = value
+        tolerances["train/explained_variance"] = (residual_bound + abs(1 - explained) * returns_bound) / variance_of_returns
+    return tolerances
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_update_of_the_ranks_equals_one_process_on_their_union(case: Case, ranks_updates: tuple[int, list[dict]]) -> None:
+    """
+    Every rank's update on its part of the episodes equals one process's update on all of them: the global m in
+    1/m, the baselines' means, the normalisation, the value loss and every value step, the entropy, the clipping.
+    """
+    world_size, results = ranks_updates
+    reference = Reference(case)
+    expected = reference.result
+    if case.optimizer == "sgd":
+        parameter_tolerance = sgd_tolerance(reference, case.options.get("max_grad_norm"))
+        state_tolerance: dict[str, th.Tensor] = {}
+    else:
+        parameter_tolerance, state_tolerance = adam_tolerances(reference)
+    logged_tolerance = logged_tolerances(reference, case)
+    for rank, result in enumerate(results):
+        actual = result[case.name]
+        where = f"{world_size} ranks, rank {rank}: "
+        assert_within(actual["parameters"], expected["parameters"], parameter_tolerance, where)
+        assert actual["optimizer"].keys() == expected["optimizer"].keys()
+        assert_within(actual["optimizer"], expected["optimizer"], state_tolerance, where)
+        assert set(actual["logged"]) == set(expected["logged"])
+        for key, tolerance in logged_tolerance.items():
+            assert abs(actual["logged"][key] - expected["logged"][key]) <= tolerance, (where, key)
+
+
+def test_one_ranks_part_alone_is_another_update() -> None:
+    """The check above can fail: a rank's update on its own part (m, baseline and normalisation its own) is not it."""
+    case = Case("box", dict(reward_to_go=True, baseline="mean", normalize_advantage=True))
+    reference = Reference(case)
+    alone = make_model(case)
+    fill(alone, episodes(case.kind)[0::2])
+    tolerance = sgd_tolerance(reference, None)
+    with pytest.raises(AssertionError):
+        assert_within(update(alone)["parameters"], reference.result["parameters"], tolerance)
+
+
+def test_ranks_hold_identical_parameters_after_training(tmp_path: Path) -> None:
+    """
+    ``learn()`` on 2 ranks of CartPole with VecNormalize: after it every rank holds the same parameters, bit for bit,
+    the same timesteps (every rank's steps together) and the same VecNormalize statistics, which are those of all the
+    ranks' observations and returns, as one RunningMeanStd fed all of them would hold.
+    """
+    torchrun(2, "train", tmp_path)
+    ranks = [th.load(tmp_path / f"train-{rank}.pt", weights_only=False) for rank in range(2)]
+    first, second = ranks
+    assert first["n_updates"] == second["n_updates"] >= 3
+    assert all(th.equal(first["parameters"][name], second["parameters"][name]) for name in first["parameters"])
+    steps = sum(rank["steps"] for rank in ranks)
+    assert first["num_timesteps"] == second["num_timesteps"] == steps
+    for key in ("obs", "ret"):
+        # One RunningMeanStd fed every batch that the ranks' VecNormalize fed theirs (each starts fresh).
+        one = RunningMeanStd(shape=first["stats"][key]["mean"].shape)
+        for rank in ranks:
+            for batch in rank["samples"][key]:
+                one.update(batch)
+        for rank in ranks:
+            assert rank["stats"][key]["count"] == pytest.approx(one.count, rel=1e-12)
+            np.testing.assert_allclose(rank["stats"][key]["mean"], one.mean, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(rank["stats"][key]["var"], one.var, rtol=1e-9, atol=1e-12)
+            np.testing.assert_array_equal(rank["stats"][key]["mean"], first["stats"][key]["mean"])
+            np.testing.assert_array_equal(rank["stats"][key]["var"], first["stats"][key]["var"])
+
+
+def test_a_rank_that_dies_ends_the_job_naming_it(tmp_path: Path) -> None:
+    """
+    Rank 1 is killed (SIGKILL) after its 3rd update: the job ends with a non-zero status, torchrun naming rank 1 and
+    the signal, and rank 0 saying which collective it could not complete, with 2 processes and with 2 "nodes".
+    """
+    result = run_torchrun(2, "die", tmp_path)
+    assert result.returncode != 0
+    assert "rank      : 1 (local_rank: 1)" in result.stdout and "Signal 9 (SIGKILL)" in result.stdout
+    assert "CollectiveError: Rank 0 of 2:" in result.stdout
+    nodes = run_two_agents("die", tmp_path)
+    assert all(agent.returncode != 0 for agent in nodes)
+    output = "".join(agent.stdout for agent in nodes)
+    assert "Signal 9 (SIGKILL)" in output and "CollectiveError: Rank 0 of 2:" in output
+
+
+def test_a_stalled_rank_makes_the_others_fail_after_the_timeout(tmp_path: Path) -> None:
+    """
+    Rank 1 stops (SIGSTOP, as a process stuck in a hung env does) after its 3rd update, with collective_timeout=3:
+    rank 0 raises CollectiveError, naming itself, what it waited for and the bound, no sooner than 3 s after, and the
+    job ends (torchrun then stops rank 1, within its own grace period).
+    """
+    start = time.monotonic()
+    result = run_torchrun(2, "stall", tmp_path)
+    assert result.returncode != 0
+    assert "CollectiveError: Rank 0 of 2:" in result.stdout and "within 3 s" in result.stdout
+    assert time.monotonic() - start >= 3
+
+
+def assert_resumed_from_the_checkpoint(output: Path, world_size: int) -> None:
+    """
+    The job of ``resume``: its first run (killed after update 6) left a checkpoint of update 5; the second resumed
+    from it on every rank and finished the budget, training update 6 again. Every batch of every rank and run holds
+    whole 5-step episodes, each once in its run; the updates of the finished model are those of the first run up to
+    the checkpoint and those of the second, each counted once.
+    """
+    for rank in range(world_size):
+        final = json.loads((output / f"final-{rank}.json").read_text())
+        runs: list[dict] = []
+        for line in (output / f"batches-{rank}.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            if "start" in record:
+                runs.append(dict(start=record["start"], batches=[]))
+            else:
+                runs[-1]["batches"].append(record)
+        assert [run["start"] for run in runs] == [0, 5] and final["num_timesteps"] >= 400, rank
+        for run in runs:
+            episodes = [episode for batch in run["batches"] for episode in batch["episodes"]]
+            assert len(episodes) == len(set(episodes)), rank
+            assert all(steps == list(range(5)) for batch in run["batches"] for steps in batch["episodes"].values())
+        first, second = runs
+        lineage = [batch["update"] for batch in first["batches"] if batch["update"] <= second["start"]]
+        lineage += [batch["update"] for batch in second["batches"]]
+        assert lineage == list(range(1, final["n_updates"] + 1)), (rank, lineage)
+
+
+def test_a_killed_worker_restarts_the_job_from_its_last_checkpoint(tmp_path: Path) -> None:
+    """
+    ``examples/distributed_training.py`` under ``torchrun --max-restarts 1``, its last rank killed mid-training: the
+    job restarts and resumes from rank 0's last checkpoint (SB3's zip and VecNormalize), with 2 processes on one
+    agent and with 2 "nodes" (launched with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, as the docs say for several machines).
+    """
+    torchrun(2, "resume", tmp_path / "processes", "--max-restarts=1")
+    assert_resumed_from_the_checkpoint(tmp_path / "processes", 2)
+    nodes = run_two_agents("resume", tmp_path / "nodes", "--max-restarts=1", TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1")
+    assert all(agent.returncode == 0 for agent in nodes), "".join(agent.stdout for agent in nodes)
+    assert_resumed_from_the_checkpoint(tmp_path / "nodes", 2)
