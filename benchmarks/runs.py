@@ -140,7 +140,15 @@ def zoo_config(algorithm: str, env_id: str, folder: str) -> str | None:
     return None
 
 
-def experiment_manager(algorithm: str, env_id: str, seed: int, budget: int, log_folder: str, device: str) -> ExperimentManager:
+def experiment_manager(
+    algorithm: str,
+    env_id: str,
+    seed: int,
+    budget: int,
+    log_folder: str,
+    device: str,
+    manager_class: type[ExperimentManager] = ExperimentManager,
+) -> ExperimentManager:
     """
     rl-zoo3's experiment manager for one run, with the algorithm's hyperparameter file and no callbacks of its own
     (no evaluation, no checkpoints: the suite evaluates).
@@ -151,12 +159,13 @@ def experiment_manager(algorithm: str, env_id: str, seed: int, budget: int, log_
     :param budget: Training timesteps (overrides the file's ``n_timesteps``)
     :param log_folder: Where rl-zoo3 writes the run's config and monitor files
     :param device: The torch device
+    :param manager_class: rl-zoo3's ``ExperimentManager``, or sb3-vpg's for one rank of a torchrun job
     """
     register()
     spec = ALGORITHMS[algorithm]
     config = zoo_config(algorithm, env_id, log_folder)
     args = argparse.Namespace(algo=spec.zoo_algo, env=env_id, seed=seed, n_timesteps=budget, conf_file=config)
-    return ExperimentManager(
+    return manager_class(
         args,
         spec.zoo_algo,
         env_id,

@@ -83,13 +83,8 @@ def check_arguments(
     rollout_buffer_class: type[RolloutBuffer] | None,
     rollout_buffer_kwargs: dict[str, Any] | None,
     collective_timeout: float,
-    world_size: int,
 ) -> None:
-    """
-    Raise a ``ValueError`` or ``TypeError`` naming the first of VPG's arguments that it cannot use.
-
-    :param world_size: The number of processes training together (:func:`sb3_vpg.distributed.world_size`)
-    """
+    """Raise a ``ValueError`` or ``TypeError`` naming the first of VPG's arguments that it cannot use."""
     if n_steps is not None and n_episodes is not None:
         raise ValueError(
             f"Give the batch either in steps or in episodes, not both: got n_steps={n_steps} and n_episodes={n_episodes}."
@@ -117,11 +112,6 @@ def check_arguments(
             f"gae_lambda={gae_lambda} needs {takers} (GAE discounts the reward-to-go against a learned V(s)); "
             f"got reward_to_go={reward_to_go}, baseline={baseline!r}."
         )
-    if n_episodes is not None and n_episodes < world_size:
-        raise ValueError(
-            f"n_episodes={n_episodes} is the whole batch, shared by the {world_size} processes training together, each "
-            f"of which collects at least one episode per update: give n_episodes >= {world_size}, or fewer processes."
-        )
     if not collective_timeout > 0:
         raise ValueError(f"collective_timeout must be a positive number of seconds, got {collective_timeout!r}.")
     if not vf_coef >= 0:
@@ -141,6 +131,20 @@ def check_arguments(
         )
     if rollout_buffer_kwargs is not None and "max_episode_steps" in rollout_buffer_kwargs:
         raise ValueError("Give max_episode_steps to VPG itself, not in rollout_buffer_kwargs.")
+
+
+def check_episodes_per_rank(n_episodes: int | None, world_size: int) -> None:
+    """
+    Raise a ``ValueError`` when the batch's ``n_episodes`` cannot give every rank of a data-parallel run an episode.
+
+    :param n_episodes: VPG's ``n_episodes`` (``None``: the batch is in steps)
+    :param world_size: The number of processes training together (:func:`sb3_vpg.distributed.world_size`)
+    """
+    if n_episodes is not None and n_episodes < world_size:
+        raise ValueError(
+            f"n_episodes={n_episodes} is the whole batch, shared by the {world_size} processes training together, each "
+            f"of which collects at least one episode per update: give n_episodes >= {world_size}, or fewer processes."
+        )
 
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:

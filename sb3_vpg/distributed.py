@@ -77,13 +77,14 @@ class Collectives:
     rank = 0
     world_size = 1
 
-    def total(self, values: np.ndarray, ragged: bool = False) -> np.ndarray:
+    def total(self, values: np.ndarray, ragged: bool = False, what: str = "a sum over the batch") -> np.ndarray:
         """
         The sum over the ranks of an array each computes from its own part of the batch, indexed alike
         (:class:`~sb3_vpg.estimators.BatchTotal`).
 
         :param values: This rank's array
         :param ragged: The arrays are 1-D and may differ in length: each is zero-padded to the longest
+        :param what: What the sum is, for the error when it does not complete
         :return: The sum, as float64
         """
         return np.asarray(values, dtype=np.float64)
@@ -151,14 +152,14 @@ class ProcessGroupCollectives(Collectives):
         self._wait(dist.all_reduce(tensor, op=op, async_op=True), what)
         return tensor
 
-    def total(self, values: np.ndarray, ragged: bool = False) -> np.ndarray:
+    def total(self, values: np.ndarray, ragged: bool = False, what: str = "a sum over the batch") -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
         if ragged:
             length = th.tensor([len(values)], dtype=th.int64, device=self.device)
             longest = int(self._all_reduce(length, "the longest episode of the batch", dist.ReduceOp.MAX).item())
             values = np.pad(values, (0, longest - len(values)))
         tensor = th.as_tensor(values, device=self.device)
-        return self._all_reduce(tensor, "a sum over the batch").cpu().numpy()
+        return self._all_reduce(tensor, what).cpu().numpy()
 
     def sum_gradients(self, parameters: Iterable[th.nn.Parameter]) -> None:
         parameters = list(parameters)
@@ -213,7 +214,7 @@ class ProcessGroupCollectives(Collectives):
             ]
         if not parts:
             return
-        sums, start = self.total(np.concatenate(parts)), 0
+        sums, start = self.total(np.concatenate(parts), what="the merge of the VecNormalize statistics"), 0
         for own, base in zip(stats, self._bases, strict=True):
             size = base.mean.size
             count = base.count + sums[start]

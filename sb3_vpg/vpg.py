@@ -24,6 +24,7 @@ from sb3_vpg import distributed
 from sb3_vpg.buffers import MAX_EPISODE_STEPS, DictEpisodeRolloutBuffer, EpisodeRolloutBuffer
 from sb3_vpg.checks import (
     check_arguments,
+    check_episodes_per_rank,
     check_finite,
     check_policy,
     check_saved_algorithm,
@@ -167,7 +168,6 @@ class VPG(OnPolicyAlgorithm):
             rollout_buffer_class=rollout_buffer_class,
             rollout_buffer_kwargs=rollout_buffer_kwargs,
             collective_timeout=collective_timeout,
-            world_size=distributed.world_size(),
         )
         if env is not None:  # VPG.load() without an env builds the model first, then restores the saved spaces
             env = maybe_make_env(env, verbose)
@@ -211,13 +211,14 @@ class VPG(OnPolicyAlgorithm):
         # Resolved here, after VPG.load() has restored the saved hyperparameters: the keywords select one estimator,
         # and the ranks (one, without a launcher) join.
         self.estimator = estimator_for(self.reward_to_go, self.baseline)
-        self._collectives = distributed.join(self.device, self.collective_timeout)
-        n_envs_of_ranks = self._collectives.gather_counts(self.n_envs)
-        rank = self._collectives.rank
-        #: Every rank's envs, and where this rank's stand among them: env i here is env ``_env_offset + i`` of all
-        self._n_envs_global, self._env_offset = sum(n_envs_of_ranks), sum(n_envs_of_ranks[:rank])
+        rank, world_size = distributed.rank(), distributed.world_size()
+        check_episodes_per_rank(self.n_episodes, world_size)
+        self._join_ranks()
+        #: Where this rank's envs stand among all ranks' (env i here is env ``_env_offset + i`` of all) and how many
+        #: there are: as if every rank had this one's, until the first ``learn()`` counts them (see _synchronize_ranks)
+        self._env_offset, self._n_envs_global = rank * self.n_envs, world_size * self.n_envs
         if self.n_episodes is not None:  # this rank's share of the batch's m episodes
-            share, remainder = divmod(self.n_episodes, self._collectives.world_size)
+            share, remainder = divmod(self.n_episodes, world_size)
             self._rank_episodes = share + int(rank < remainder)
         if self.n_steps is None:  # the batch in episodes (and models saved by 0.1.0, which kept None)
             self.n_steps = math.ceil(self._rank_episodes / self.n_envs) * self._horizon()
@@ -228,7 +229,15 @@ class VPG(OnPolicyAlgorithm):
             self.rollout_buffer_class = DictEpisodeRolloutBuffer if is_dict else EpisodeRolloutBuffer
         self.rollout_buffer_kwargs = {**self.rollout_buffer_kwargs, "max_episode_steps": self.max_episode_steps}
         super()._setup_model()
-        self._collectives.broadcast_parameters(self.policy)
+
+    def _join_ranks(self) -> None:
+        """
+        The collectives of this model: those of the ranks when a launcher started several processes (joining torch's
+        process group unless the program has), else those of one process. A model without env (``VPG.load`` to
+        predict) joins nothing until it learns. Joining exchanges nothing: the ranks first do at ``learn()``.
+        """
+        launched = self.env is not None and distributed.world_size() > 1
+        self._collectives = distributed.join(self.device, self.collective_timeout) if launched else distributed.Collectives()
 
     def set_random_seed(self, seed: int | None = None) -> None:
         """
@@ -265,10 +274,12 @@ class VPG(OnPolicyAlgorithm):
         tb_log_name: str = "run",
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
+        if self._collectives.world_size == 1:
+            self._join_ranks()  # (a model loaded without env, given one since)
         if self._collectives.rank != 0:  # rank 0 logs for all: no other rank writes a TensorBoard run or prints
             self.set_logger(Logger(folder=None, output_formats=[]))
             progress_bar = False
-        self._check_ranks_agree()
+        self._synchronize_ranks()
         total_timesteps, callback = super()._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
@@ -276,18 +287,27 @@ class VPG(OnPolicyAlgorithm):
         check_finite(self._last_obs, None, self.num_timesteps)  # type: ignore[arg-type]
         return total_timesteps, callback
 
-    def _check_ranks_agree(self) -> None:
+    def _synchronize_ranks(self) -> None:
         """
         Under several processes, before ``learn()`` goes on: every rank holds the same update count (an interrupt can
-        land after one rank's commit and before another's), and every rank normalises from rank 0's ``VecNormalize``
-        statistics, which the ranks' own samples then add to and each update merges.
+        land after one rank's commit and before another's), then rank 0's parameters, and normalises from rank 0's
+        ``VecNormalize`` statistics, which the ranks' own samples then add to and each rollout's end merges. The
+        ranks' envs are counted; a rank whose envs do not stand where equal counts would put them is seeded again.
         """
+        if self._collectives.world_size == 1:
+            return
         counts = self._collectives.gather_counts(self._n_updates)
         if len(set(counts)) > 1:
             raise RuntimeError(
                 f"The ranks hold different updates (update counts by rank: {counts}): an interrupt stopped some ranks "
                 "after their update's commit and others before it. Resume every rank from the same checkpoint."
             )
+        n_envs = self._collectives.gather_counts(self.n_envs)
+        offset, self._n_envs_global = sum(n_envs[: self._collectives.rank]), sum(n_envs)
+        if offset != self._env_offset:
+            self._env_offset = offset
+            self.set_random_seed(self.seed)
+        self._collectives.broadcast_parameters(self.policy)
         self._collectives.share_running_stats(self._normalization_statistics())
 
     def _normalization_statistics(self) -> list[RunningMeanStd]:
@@ -391,7 +411,8 @@ class VPG(OnPolicyAlgorithm):
         :return: Whether every rank goes on
         """
         assert self.env is not None
-        steps, n_stopped = self._collectives.total(np.array([n_steps * self.env.num_envs, stopped]))
+        what = "the end of the rollout (every rank's steps, and whether a callback stopped)"
+        steps, n_stopped = self._collectives.total(np.array([n_steps * self.env.num_envs, stopped]), what=what)
         self.num_timesteps = start_timesteps + int(steps)
         self._collectives.merge_running_stats(self._normalization_statistics())
         return n_stopped == 0
@@ -438,7 +459,7 @@ class VPG(OnPolicyAlgorithm):
         self._update_learning_rate(self.policy.optimizer)
         buffer = self.rollout_buffer
         batch = (0, 0) if buffer.batch_trained else (buffer.n_episodes, buffer.size())
-        counts = self._collectives.total(np.array([*batch, buffer.n_dropped_episodes]))
+        counts = self._collectives.total(np.array([*batch, buffer.n_dropped_episodes]), what="the count of the batch")
         n_episodes, n_batch_steps, n_dropped_episodes = (int(count) for count in counts)
         self.logger.record("train/n_episodes", n_episodes)
         self.logger.record("train/n_dropped_episodes", n_dropped_episodes)
@@ -476,7 +497,7 @@ class VPG(OnPolicyAlgorithm):
         self._collectives.sum_gradients(self.policy.parameters())
 
         losses = [policy_gradient_loss_sum, entropy_loss_sum, value_loss_sum]
-        statistics = total(np.array(losses + _batch_sums(buffer, values)))
+        statistics = total(np.array(losses + _batch_sums(buffer, values)), what="the sums behind train/*")
         policy_gradient_loss_sum, entropy_loss_sum, value_loss_sum = statistics[:3]
         total_loss = policy_gradient_loss_sum + self.ent_coef * entropy_loss_sum + self.vf_coef * value_loss_sum
         grad_norm = self._clip_gradients(total_loss)

@@ -5,7 +5,8 @@ file per rank (and case); the test process compares them with one process's resu
 
 - ``given-episodes``: for every case of :data:`tests.given_episodes.CASES`, one update on this rank's part of the
   given episodes.
-- ``train``: ``learn()`` on CartPole with VecNormalize: the parameters, counts and statistics each rank holds after.
+- ``train``: ``learn()`` on CartPole with VecNormalize: the parameters, counts and statistics each rank holds after
+  (``train-cuda``: on the GPUs, NCCL).
 - ``die``, ``stall``: rank 1 is killed, or stopped, mid-training.
 - ``resume``: ``examples/distributed_training.py``, rank 1 killed in the first attempt; what each attempt trained.
 """
@@ -36,6 +37,7 @@ def given_episodes(output: Path) -> None:
     results = {}
     for case in CASES:
         model = make_model(case)
+        model._synchronize_ranks()  # rank 0's parameters, as learn() would start with
         fill(model, rank_episodes(case, distributed.rank(), distributed.world_size()))
         results[case.name] = update(model)
     th.save(results, output / f"given-episodes-{distributed.rank()}.pt")
@@ -64,20 +66,22 @@ class CountSteps(BaseCallback):
         return True
 
 
-def train(output: Path) -> None:
+def train(output: Path, device: str = "cpu") -> None:
     """A few updates of VPG on CartPole with VecNormalize (fresh on every rank); what each rank holds after them."""
     env = VecNormalize(make_vec_env("CartPole-v1", n_envs=2))
     samples: dict[str, list[np.ndarray]] = {"obs": [], "ret": []}
     _record_updates(env.obs_rms, samples["obs"])
     _record_updates(env.ret_rms, samples["ret"])
-    model = VPG("MlpPolicy", env, n_steps=64, reward_to_go=True, baseline="value", n_value_steps=2, seed=0)
+    model = VPG("MlpPolicy", env, n_steps=64, reward_to_go=True, baseline="value", n_value_steps=2, seed=0, device=device)
     steps = CountSteps()
     model.learn(600, callback=steps)
     stats = {
         key: dict(count=rms.count, mean=rms.mean, var=rms.var) for key, rms in (("obs", env.obs_rms), ("ret", env.ret_rms))
     }
-    parameters = {name: value.detach().clone() for name, value in model.policy.state_dict().items()}
+    parameters = {name: value.detach().cpu().clone() for name, value in model.policy.state_dict().items()}
     result = dict(
+        device=str(model.device),
+        backend=th.distributed.get_backend(),
         parameters=parameters,
         n_updates=model._n_updates,
         num_timesteps=model.num_timesteps,
@@ -186,7 +190,14 @@ def _load_example() -> Any:
 
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "distributed_training.py"
-COMMANDS = {"given-episodes": given_episodes, "train": train, "die": die, "stall": stall, "resume": resume}
+COMMANDS = {
+    "given-episodes": given_episodes,
+    "train": train,
+    "train-cuda": lambda output: train(output, device="cuda"),
+    "die": die,
+    "stall": stall,
+    "resume": resume,
+}
 
 
 @record

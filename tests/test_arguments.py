@@ -32,6 +32,7 @@ from sb3_vpg.vpg import DEFAULT_N_EPISODES
         (dict(n_value_steps=5), ValueError, "n_value_steps=5 fits the value head, which only baseline='value' uses"),
         (dict(rollout_buffer_class=RolloutBuffer), TypeError, "rollout_buffer_class must be a subclass"),
         (dict(clip_range=0.2), TypeError, "VPG does not take the keyword 'clip_range'"),
+        (dict(collective_timeout=0), ValueError, "collective_timeout must be a positive number of seconds, got 0"),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type, message: str) -> None:
@@ -73,3 +74,11 @@ def test_never_ending_episode_is_stopped_with_a_clear_error() -> None:
     assert model.num_timesteps <= 112
     assert model.rollout_buffer.n_running_steps == 100  # the episode's steps so far, the 101st refused
     assert np.isfinite(model.policy.action_net.weight.detach().cpu().numpy()).all()
+
+
+def test_fewer_episodes_than_processes_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun's 4 processes (its WORLD_SIZE), n_episodes=2 leaves ranks without an episode: refused, before
+    any process group is joined."""
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(ValueError, match=r"n_episodes=2 is the whole batch, shared by the 4 processes .* n_episodes >= 4"):
+        VPG("MlpPolicy", "CartPole-v1", n_episodes=2)

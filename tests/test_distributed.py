@@ -21,6 +21,7 @@ import pytest
 import torch as th
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 
+from sb3_vpg import VPG, distributed
 from tests.given_episodes import CASES, LEARNING_RATE, Case, episodes, fill, make_model, update
 from tests.rounding import TermMagnitudes, assert_within, gamma
 
@@ -326,13 +327,16 @@ def test_a_stalled_rank_makes_the_others_fail_after_the_timeout(tmp_path: Path) 
     """
     Rank 1 stops (SIGSTOP, as a process stuck in a hung env does) after its 3rd update, with collective_timeout=3:
     rank 0 raises CollectiveError, naming itself, what it waited for and the bound, no sooner than 3 s after, and the
-    job ends (torchrun then stops rank 1, within its own grace period).
+    job ends (torchrun then stops rank 1, within its own grace period), with 2 processes and with 2 "nodes".
     """
     start = time.monotonic()
     result = run_torchrun(2, "stall", tmp_path)
     assert result.returncode != 0
     assert "CollectiveError: Rank 0 of 2:" in result.stdout and "within 3 s" in result.stdout
     assert time.monotonic() - start >= 3
+    nodes = run_two_agents("stall", tmp_path)
+    assert all(agent.returncode != 0 for agent in nodes)
+    assert "within 3 s" in "".join(agent.stdout for agent in nodes)
 
 
 def assert_resumed_from_the_checkpoint(output: Path, world_size: int) -> None:
@@ -373,3 +377,36 @@ def test_a_killed_worker_restarts_the_job_from_its_last_checkpoint(tmp_path: Pat
     nodes = run_two_agents("resume", tmp_path / "nodes", "--max-restarts=1", TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1")
     assert all(agent.returncode == 0 for agent in nodes), "".join(agent.stdout for agent in nodes)
     assert_resumed_from_the_checkpoint(tmp_path / "nodes", 2)
+
+
+@pytest.mark.skipif(th.cuda.device_count() < 2, reason="the NCCL path needs two GPUs (one per rank)")
+def test_nccl_ranks_on_their_gpus_hold_identical_parameters(tmp_path: Path) -> None:
+    """With device="cuda", each rank takes its LOCAL_RANK's GPU and the ranks use NCCL; after training they agree."""
+    torchrun(2, "train-cuda", tmp_path)
+    first, second = (th.load(tmp_path / f"train-{rank}.pt", weights_only=False) for rank in range(2))
+    assert first["device"] == "cuda:0" and second["device"] == "cuda:1" and first["backend"] == "nccl"
+    assert all(th.equal(first["parameters"][name], second["parameters"][name]) for name in first["parameters"])
+
+
+def test_without_a_launcher_one_process_is_the_whole_world(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's env:// variables say what the launcher started; without them, one process, rank 0, on its own device."""
+    for variable in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(variable, raising=False)
+    assert (distributed.rank(), distributed.world_size(), distributed.is_main_process()) == (0, 1, True)
+    assert distributed.device_for("cuda") == "cuda" and distributed.device_for("cpu") == "cpu"
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert (distributed.rank(), distributed.world_size(), distributed.is_main_process()) == (3, 4, False)
+    expected = th.device("cuda", 1) if th.cuda.is_available() else "cuda"
+    assert distributed.device_for("cuda") == expected and distributed.device_for("cpu") == "cpu"
+
+
+def test_a_model_loaded_without_env_under_a_launcher_joins_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``VPG.load(path)`` to predict, on one rank of a launched job, neither joins the process group nor waits."""
+    VPG("MlpPolicy", "CartPole-v1", n_steps=8).save(tmp_path / "model")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    model = VPG.load(tmp_path / "model")
+    assert model._collectives.world_size == 1 and not th.distributed.is_initialized()
+    model.predict(np.zeros(4, dtype=np.float32))

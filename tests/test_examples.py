@@ -34,3 +34,19 @@ def test_gail_with_vpg_example() -> None:
     assert "VPG's n_steps: 2000; generator steps per GAIL round: 4000" in result.stdout
     learner = re.search(r"^learner: \S+ ± \S+ over 10 episodes, (\d+) timesteps trained$", result.stdout, flags=re.MULTILINE)
     assert learner is not None and int(learner.group(1)) == 4000
+
+
+def test_distributed_example_runs_and_resumes_in_one_process(tmp_path: Path) -> None:
+    """
+    ``examples/distributed_training.py`` runs as it is in one process, checkpointing; run again with a larger budget,
+    it resumes from its latest checkpoint (the zip and the VecNormalize statistics) and learns on to the new budget.
+    """
+    command = [sys.executable, str(EXAMPLES / "distributed_training.py"), "--folder", str(tmp_path / "checkpoints")]
+    command += ["--save-freq", "200", "--logdir", str(tmp_path / "runs")]
+    first = subprocess.run([*command, "--timesteps", "600"], capture_output=True, text=True, timeout=120, check=True)
+    assert "on 1 rank(s)" in first.stdout and (tmp_path / "checkpoints" / "vpg_final.zip").is_file()
+    second = subprocess.run([*command, "--timesteps", "1000"], capture_output=True, text=True, timeout=120, check=True)
+    resumed = re.search(r"^rank 0: resuming from vpg_(\d+)_steps\.zip \(update (\d+)\)$", second.stdout, flags=re.MULTILINE)
+    assert resumed is not None and int(resumed.group(1)) >= 400
+    timesteps = int(re.search(r"^(\d+) timesteps, \d+ updates on 1 rank\(s\)$", second.stdout, flags=re.MULTILINE).group(1))
+    assert timesteps >= 1000

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import optuna
 import pytest
 import torch as th
@@ -20,6 +21,7 @@ from sb3_vpg import VPG
 from sb3_vpg.estimators import ESTIMATORS
 from sb3_vpg.zoo import DEFAULT_CONFIG, convert_vpg_params, register, sample_vpg_params
 from sb3_vpg.zoo.cli import main
+from sb3_vpg.zoo.distributed import split_envs
 from sb3_vpg.zoo.sampler import LOG_STD_INITS
 
 pytestmark = pytest.mark.integration
@@ -219,3 +221,56 @@ def test_two_workers_share_one_sqlite_study(tmp_path: Path) -> None:
         by_worker.setdefault(trial.user_attrs["worker"], []).append(trial.number)
     assert sorted(len(numbers) for numbers in by_worker.values()) == [n_trials, n_trials]
     assert {f"{os.uname().nodename}:{worker.pid}" for worker in workers} == set(by_worker)
+
+
+def test_train_under_torchrun_writes_one_run_and_enjoy_replays_it(tmp_path: Path) -> None:
+    """
+    ``torchrun --nproc-per-node 2 -m sb3_vpg.zoo train``: one model trained on 2 ranks, one run folder (rank 0's
+    model, config, monitor file and evaluations), one TensorBoard run; the entry's 4 envs split 2 and 2, evaluations
+    counted in all ranks' steps; ``enjoy`` replays the run as any other.
+    """
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--local-addr=127.0.0.1", "--nproc-per-node=2"]
+    options = ["--algo", "vpg", "--env", "Pendulum-v1", "-n", "3200", "--seed", "3", "--verbose", "0"]
+    options += ["--eval-freq", "1600", "--eval-episodes", "1", "--tensorboard-log", "tb"]
+    result = subprocess.run(
+        [*torchrun, "-m", "sb3_vpg.zoo", "train", *options],
+        cwd=tmp_path,
+        env={**SUBPROCESS_ENV, "GLOO_SOCKET_IFNAME": "lo"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout
+    assert [path.name for path in (tmp_path / "logs" / "vpg").iterdir()] == ["Pendulum-v1_1"]
+    run = tmp_path / "logs" / "vpg" / "Pendulum-v1_1"
+    assert [path.name for path in (tmp_path / "tb" / "Pendulum-v1").iterdir()] == ["VPG_1"]
+    # Rank 0's 2 envs, 1,600 of the 3,200 steps: 4 episodes of 200 steps each (rank 1's went to a scratch folder).
+    monitors = sorted(run.glob("*.monitor.csv"))
+    assert [path.name for path in monitors] == ["0.monitor.csv", "1.monitor.csv"]
+    assert all(len(path.read_text().splitlines()) == 2 + 4 for path in monitors)
+    model = VPG.load(run / "Pendulum-v1.zip")
+    assert model.n_envs == 2 and model.num_timesteps >= 3200
+    evaluations = np.load(run / "evaluations.npz")["timesteps"]
+    assert len(evaluations) == 2 and 1600 <= evaluations[0] < 1600 + 4 * 200  # every rank's steps, within a rollout
+    enjoy = zoo("enjoy", "--algo", "vpg", "--env", "Pendulum-v1", "--no-render", "-n", "200", cwd=tmp_path)
+    assert enjoy.returncode == 0, enjoy.stderr
+
+
+@pytest.mark.parametrize(
+    ("n_envs", "batch_in_steps", "world_size", "shares"),
+    [(4, True, 2, [2, 2]), (5, True, 2, [3, 2]), (4, True, 4, [1, 1, 1, 1]), (1, False, 3, [1, 1, 1])],
+)
+def test_the_entrys_envs_are_split_across_the_ranks(n_envs: int, batch_in_steps: bool, world_size: int, shares: list) -> None:
+    assert [split_envs(n_envs, batch_in_steps, rank, world_size) for rank in range(world_size)] == shares
+
+
+def test_a_batch_in_steps_over_fewer_envs_than_ranks_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"n_envs=2 envs, which cannot be shared by 4 ranks"):
+        split_envs(2, True, 0, 4)
+
+
+def test_optimize_under_torchrun_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit, match="-optimize runs without torchrun"):
+        main(optimize("--n-trials", "1"))
