@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "update-cost": "train() time as an episode ages, and the peak memory of an update of 1k to 32k frames",
     "pong": "VPG on Pong with CnnPolicy against PPO with rl-zoo3's Atari settings: fps, memory, the buffer's share",
     "scale-out": "data-parallel VPG on 1 and 2 ranks (torchrun): learning curves per sample and per second, speed",
+    "equal-compute": "VPG, A2C and PPO (rl-zoo3's entries and SB3's defaults) given the same CPU-minutes per run",
 }
 
 

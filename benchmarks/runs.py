@@ -54,7 +54,7 @@ RUNS_FOLDER = "runs"
 RUNS_ARCHIVE = "runs.tar.xz"
 
 #: What the archive keeps of the folder: the results and the logs (not a ``.json.partial`` of an interrupted run)
-ARCHIVED_SUFFIXES = (".json", ".log")
+ARCHIVED_SUFFIXES = (".json", ".log", ".npz", ".csv")
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,14 @@ class Algorithm:
     :param config: The hyperparameter file; ``None`` for rl-zoo3's own ``hyperparams/<zoo_algo>.yml``
     :param learns: ``False`` for the rollout-collection ceiling: the envs and policy of ``config``, stepped without
         learning
+    :param entry: The entry of rl-zoo3's file to use on every env (``"default"``: Stable-Baselines3's defaults),
+        instead of the env's own
     """
 
     zoo_algo: str
     config: Path | None = None
     learns: bool = True
+    entry: str | None = None
 
 
 #: The algorithms, in table order. The ceiling steps vpg-best's envs with its policy, as SB3's rollout loop does.
@@ -80,6 +83,8 @@ ALGORITHMS: dict[str, Algorithm] = {
     "a2c": Algorithm("a2c"),
     "ppo": Algorithm("ppo"),
     "rollout-ceiling": Algorithm(VPG_ALGO, VPG_BEST_CONFIG, learns=False),
+    "a2c-default": Algorithm("a2c", entry="default"),
+    "ppo-default": Algorithm("ppo", entry="default"),
 }
 
 
@@ -120,8 +125,8 @@ PREVIOUS_VERSIONS = (("-v5", "-v4"),)
 def zoo_config(algorithm: str, env_id: str, folder: str) -> str | None:
     """
     The hyperparameter file of ``algorithm`` for ``env_id``: the algorithm's own; for rl-zoo3's algorithms on an env
-    that their file lacks but whose previous version it has (-v4 for -v5), a file in ``folder`` holding that entry
-    under ``env_id``; ``None`` for rl-zoo3's own file as it is.
+    that their file lacks but whose previous version it has (-v4 for -v5), or with a fixed ``entry``, a file in
+    ``folder`` holding that entry under ``env_id``; ``None`` for rl-zoo3's own file as it is.
 
     :param algorithm: A key of :data:`ALGORITHMS`
     :param env_id: The gymnasium id of the env
@@ -131,6 +136,10 @@ def zoo_config(algorithm: str, env_id: str, folder: str) -> str | None:
     if spec.config is not None:
         return str(spec.config)
     entries = yaml.safe_load((Path(rl_zoo3.__file__).parent / "hyperparams" / f"{spec.zoo_algo}.yml").read_text())
+    if spec.entry is not None:
+        config = Path(folder) / f"{spec.zoo_algo}-{spec.entry}-{env_id}.yml"
+        config.write_text(yaml.safe_dump({env_id: entries[spec.entry]}))
+        return str(config)
     for suffix, previous_suffix in PREVIOUS_VERSIONS:
         previous = env_id.removesuffix(suffix) + previous_suffix
         if env_id not in entries and env_id.endswith(suffix) and previous in entries:

@@ -1,0 +1,33 @@
+"""
+``python -m benchmarks equal-compute``: two real runs of a few CPU-seconds each, in processes of their own; each stops
+at its CPU budget, evaluates at its checkpoints, and writes rl-zoo3's evaluations.npz beside its result.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+def test_runs_stop_at_their_cpu_budget_and_write_rl_zoo3s_evaluations(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks", "equal-compute", "--quick", "--out", str(tmp_path)]
+    command += ["--cpu-minutes", "0.1", "--eval-every", "3"]
+    subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    for algorithm in ("vpg-best", "ppo-default"):
+        folder = tmp_path / "runs" / "Hopper-v5" / algorithm / "seed100"
+        result = json.loads((folder / "result.json").read_text())
+        checkpoints = [evaluation["checkpoint"] for evaluation in result["evaluations"]]
+        assert checkpoints == [0, 1, 2]  # before training, after 3 CPU-seconds, at the budget's 6
+        cpu = [evaluation["cpu_seconds"] for evaluation in result["evaluations"]]
+        assert cpu[0] < 0.1 and 3 <= cpu[1] < 6 <= cpu[2]
+        evaluations = np.load(folder / "evaluations.npz")
+        assert evaluations["results"].shape == (3, 10) and list(evaluations["timesteps"]) == sorted(evaluations["timesteps"])
+        assert (folder / "0.monitor.csv").is_file()
+    assert "| Hopper-v5 | vpg-best | 1 |" in (tmp_path / "equal_compute.md").read_text()
