@@ -73,6 +73,10 @@ MUJOCO: dict[str, EnvSetting] = {
     for env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Swimmer-v5", "Ant-v5", "InvertedDoublePendulum-v5")
 }
 
+#: The suite's table, by default: VPG plain and best, rl-zoo3's A2C and PPO, the ceiling (``equal-compute`` adds
+#: A2C and PPO at SB3's defaults)
+SUITE_ALGORITHMS = ("vpg-plain", "vpg-best", "a2c", "ppo", "rollout-ceiling")
+
 #: Every env the suite has a setting for
 ENVS: dict[str, EnvSetting] = {**CLASSIC_CONTROL, **MUJOCO}
 
@@ -91,7 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     add_quick_and_out_arguments(parser, f"{QUICK_ENV.budget} steps per env, 2 seeds", folder="benchmark")
     add_env_arguments(parser, list(CLASSIC_CONTROL))
-    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=list(ALGORITHMS), help="default: all")
+    parser.add_argument(
+        "--algorithms", nargs="+", default=list(SUITE_ALGORITHMS), choices=list(ALGORITHMS), help="default: %(default)s"
+    )
     parser.add_argument(
         "--seeds", type=int, default=QuickDefault(5, 2), help="seeds per algorithm and env: 0, 1, ... (default: %(default)s)"
     )

@@ -30,7 +30,7 @@ from benchmarks.report import (
     write_report,
 )
 from benchmarks.runs import ALGORITHMS, RUNS_ARCHIVE, RUNS_FOLDER, RunSpec, load_results, pack_runs, result_path
-from benchmarks.suite import provenance
+from benchmarks.suite import SUITE_ALGORITHMS, provenance
 from benchmarks.tests.outputs import assert_numbers, read_csv
 from sb3_vpg import VPG
 
@@ -57,7 +57,7 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
             assert result["training_curve"][0] == [0, None, None] and None not in result["training_curve"][-1]
 
     runs = read_csv(tmp_path / "runs.csv", RUN_COLUMNS)
-    assert sorted(row["algorithm"] for row in runs) == sorted(ALGORITHMS)
+    assert sorted(row["algorithm"] for row in runs) == sorted(SUITE_ALGORITHMS)
     assert_numbers(runs, RUN_COLUMNS[2:], optional=("final_return", "steps_to_threshold"))
     for row in runs:
         assert int(row["timesteps"]) >= 600
@@ -66,7 +66,7 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
 
     curves = read_csv(tmp_path / "curves.csv", CURVE_COLUMNS)
     assert_numbers(curves, CURVE_COLUMNS[2:])
-    for algorithm in ALGORITHMS:
+    for algorithm in SUITE_ALGORITHMS:
         timesteps = [int(row["timesteps"]) for row in curves if row["algorithm"] == algorithm]
         if ALGORITHMS[algorithm].learns:
             assert timesteps[0] == 0 and timesteps[-1] >= 600 and timesteps == sorted(timesteps) and len(timesteps) >= 3
@@ -74,7 +74,7 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
             assert timesteps == []
 
     summary = read_csv(tmp_path / "summary.csv", SUMMARY_COLUMNS)
-    assert [row["algorithm"] for row in summary] == list(ALGORITHMS)
+    assert [row["algorithm"] for row in summary] == list(SUITE_ALGORITHMS)
     assert_numbers(summary, ("budget", "threshold", "seeds", "fps_median", "fps_vs_ceiling", "peak_rss_mb_median"))
     for row in summary:
         if row["algorithm"] == "rollout-ceiling":
@@ -87,7 +87,7 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
 
     markdown = (tmp_path / "results.md").read_text()
     table = [line for line in markdown.splitlines() if line.startswith("| CartPole-v1")]
-    assert len(table) == len(ALGORITHMS) and all(line.count("|") == 10 for line in table)
+    assert len(table) == len(SUITE_ALGORITHMS) and all(line.count("|") == 10 for line in table)
     assert "| Seeds with final ≥ threshold | Seeds holding ≥ threshold (last 30k steps) |" in markdown
     ceiling = next(line for line in table if "| rollout-ceiling |" in line)
     assert ceiling.split("|")[4:6] == [" — ", " — "]
@@ -96,7 +96,7 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
 
     # Run again: every result is up to date, nothing runs, the stored results are kept.
     stored = {path: path.read_text() for path in (tmp_path / "runs").rglob("*.json")}
-    assert len(stored) == len(ALGORITHMS)
+    assert len(stored) == len(SUITE_ALGORITHMS)
     main([*TINY, "--out", str(tmp_path)])
     assert "5 runs, 5 with a stored result, 0 to run" in capsys.readouterr().out
     assert {path: path.read_text() for path in stored} == stored
@@ -107,7 +107,7 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
         archived = {name: archive.extractfile(name).read() for name in archive.getnames()}  # type: ignore[union-attr]
     folder = (tmp_path / RUNS_FOLDER).rglob("*")
     in_folder = {path.relative_to(tmp_path).as_posix(): path.read_bytes() for path in folder if path.is_file()}
-    assert archived == in_folder and len(archived) == 2 * len(ALGORITHMS)
+    assert archived == in_folder and len(archived) == 2 * len(SUITE_ALGORITHMS)
     before = {name: (tmp_path / name).read_bytes() for name in REPORT_FILES}
     shutil.rmtree(tmp_path / RUNS_FOLDER)
     main([*TINY, "--out", str(tmp_path), "--report-only"])
