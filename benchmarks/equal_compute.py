@@ -44,7 +44,7 @@ from benchmarks.common import (
     package_versions,
     report_header,
 )
-from benchmarks.runs import RUNS_ARCHIVE, RUNS_FOLDER, experiment_manager, pack_runs, unpack_runs
+from benchmarks.runs import RUNS_ARCHIVE, RUNS_FOLDER, experiment_manager, pack_runs, restore_runs
 
 #: The algorithms (keys of :data:`benchmarks.runs.ALGORITHMS`), in table order
 ALGORITHMS = ["vpg-best", "a2c", "ppo", "a2c-default", "ppo-default"]
@@ -237,6 +237,8 @@ def write_report(results: list[dict[str, Any]], args: argparse.Namespace) -> Pat
 
 def main(args: argparse.Namespace) -> None:
     out: Path = args.out
+    if unpacked := restore_runs(out):  # a clone holds the archive only: its runs are done
+        print(f"{unpacked} files unpacked from {out / RUNS_ARCHIVE}")
     if not args.report_only:
         runs = [
             ComputeRun(algorithm, env_id, seed, args.cpu_minutes * 60, args.eval_every, EVAL_EPISODES)
@@ -256,7 +258,5 @@ def main(args: argparse.Namespace) -> None:
                     flush=True,
                 )
         print(f"Results packed into {pack_runs(out)}")
-    elif not (out / RUNS_FOLDER).is_dir():
-        print(f"{unpack_runs(out)} files unpacked from {out / RUNS_ARCHIVE}")
     results = [json.loads(path.read_text()) for path in sorted((out / RUNS_FOLDER).glob("*/*/seed*/result.json"))]
     print(f"Report: {write_report(results, args)}")

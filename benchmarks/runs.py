@@ -271,6 +271,20 @@ def unpack_runs(out_dir: Path) -> int:
     return written
 
 
+def restore_runs(out_dir: Path) -> int:
+    """
+    Make the archived results stored results: recreate ``out_dir``'s ``runs/`` folder from its archive when a clone
+    has only the archive (the folder is git-ignored), so that runs are not done again and the archive written after
+    new runs keeps the old ones.
+
+    :param out_dir: The output folder
+    :return: The number of files unpacked (0 when the folder is there, or no archive)
+    """
+    if (out_dir / RUNS_FOLDER).is_dir() or not (out_dir / RUNS_ARCHIVE).is_file():
+        return 0
+    return unpack_runs(out_dir)
+
+
 def load_results(out_dir: Path, specs: Iterable[RunSpec]) -> list[dict[str, Any]]:
     """
     The stored results of ``specs``, in their order, leaving out the runs without one: from ``out_dir``'s ``runs/``

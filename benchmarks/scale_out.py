@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import EVAL_EPISODES, QuickDefault, add_quick_and_out_arguments, markdown_grid, report_header
-from benchmarks.runs import RUNS_ARCHIVE, RUNS_FOLDER, pack_runs, unpack_runs
+from benchmarks.runs import RUNS_ARCHIVE, RUNS_FOLDER, pack_runs, restore_runs
 
 REPOSITORY = Path(__file__).parents[1]
 
@@ -228,6 +228,8 @@ def write_report(results: list[dict[str, Any]], args: argparse.Namespace) -> Pat
 
 def main(args: argparse.Namespace) -> None:
     out: Path = args.out
+    if unpacked := restore_runs(out):  # a clone holds the archive only: its runs are done
+        print(f"{unpacked} files unpacked from {out / RUNS_ARCHIVE}")
     if not args.report_only:
         for seed in args.seeds:
             for env_id in args.envs:
@@ -252,7 +254,5 @@ def main(args: argparse.Namespace) -> None:
                         flush=True,
                     )
         print(f"Results and logs packed into {pack_runs(out)}")
-    elif not (out / RUNS_FOLDER).is_dir():
-        print(f"{unpack_runs(out)} files unpacked from {out / RUNS_ARCHIVE}")
     results = [json.loads(path.read_text()) for path in sorted((out / RUNS_FOLDER).glob("*/ranks*/seed*.json"))]
     print(f"Report: {write_report(results, args)}")

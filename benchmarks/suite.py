@@ -39,8 +39,8 @@ from benchmarks.runs import (
     load_results,
     pack_runs,
     read_hyperparams,
+    restore_runs,
     result_path,
-    unpack_runs,
 )
 
 
@@ -251,10 +251,9 @@ def main(args: argparse.Namespace) -> None:
     :param args: The options of ``suite``, with the command line that gave them
     """
     specs = run_specs(args.algorithms, env_settings(args), args.seeds, args.eval_episodes, args.device)
-    runs_folder, archive = args.out / RUNS_FOLDER, args.out / RUNS_ARCHIVE
-    if not args.report_only and not runs_folder.is_dir() and archive.is_file():
-        # The archived results count as stored results, and the archive written at the end keeps them.
-        print(f"Unpacked {unpack_runs(args.out)} files of {archive} into {runs_folder}")
+    runs_folder = args.out / RUNS_FOLDER
+    if not args.report_only and (unpacked := restore_runs(args.out)):
+        print(f"Unpacked {unpacked} files of {args.out / RUNS_ARCHIVE} into {runs_folder}")
     todo = [] if args.report_only else [spec for spec in specs if args.force or not is_up_to_date(spec, args.out)]
     print(f"{len(specs)} runs, {len(specs) - len(todo)} with a stored result, {len(todo)} to run; output in {args.out}")
     failures = run_all(todo, args.out, args.workers) if todo else 0

@@ -4,6 +4,7 @@ at its CPU budget, evaluates at its checkpoints, and writes rl-zoo3's evaluation
 """
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,9 @@ def test_runs_stop_at_their_cpu_budget_and_write_rl_zoo3s_evaluations(tmp_path: 
         assert evaluations["results"].shape == (3, 10) and list(evaluations["timesteps"]) == sorted(evaluations["timesteps"])
         assert (folder / "0.monitor.csv").is_file()
     assert "| Hopper-v5 | vpg-best | 1 |" in (tmp_path / "equal_compute.md").read_text()
+
+    # A clone holds the archive only (runs/ is git-ignored): its runs count as done, and the archive keeps them.
+    archive = (tmp_path / "runs.tar.xz").read_bytes()
+    shutil.rmtree(tmp_path / "runs")
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    assert "2 of 2 runs done; 0 to run" in again.stdout and (tmp_path / "runs.tar.xz").read_bytes() == archive
