@@ -185,17 +185,18 @@ def check_finite(observations: np.ndarray | dict[str, np.ndarray], rewards: Any,
     for name, array in named.items():
         if not np.issubdtype(array.dtype, np.floating):
             continue
+        within = np.abs(array) <= FLOAT32_MAX  # one pass: False for NaN, ±inf and what float32 cannot hold
+        if within.all():
+            continue
         if not np.isfinite(array).all():
             envs = np.unique(np.nonzero(~np.isfinite(array))[0]).tolist()
             raise ValueError(f"The env returned a non-finite {name} (in env {envs}) at timestep {timestep}: {array}.")
-        beyond = np.abs(array) > FLOAT32_MAX
-        if beyond.any():
-            envs = np.unique(np.nonzero(beyond)[0]).tolist()
-            raise ValueError(
-                f"The env returned a {name} beyond float32's range (|x| = {np.abs(array).max():.3g} > {FLOAT32_MAX:.3g}, "
-                f"in env {envs}) at timestep {timestep}: the policy computes in float32, where it would be infinite. "
-                f"Scale the {name.split('[')[0]}s down (VecNormalize, or a gymnasium wrapper)."
-            )
+        envs = np.unique(np.nonzero(~within)[0]).tolist()
+        raise ValueError(
+            f"The env returned a {name} beyond float32's range (|x| = {np.abs(array).max():.3g} > {FLOAT32_MAX:.3g}, "
+            f"in env {envs}) at timestep {timestep}: the policy computes in float32, where it would be infinite. "
+            f"Scale the {name.split('[')[0]}s down (VecNormalize, or a gymnasium wrapper)."
+        )
 
 
 def check_policy(policy: str | type, aliases: dict[str, type]) -> None:
