@@ -5,6 +5,10 @@ Data-parallel VPG on torch.distributed, tested with real processes: torchrun sta
 The update of 2 and 3 ranks on given episodes equals the update of one process on their union, to the float32 rounding
 bound of the sums that differ (:mod:`tests.rounding`): parameters, the optimiser's state and every logged value, for
 every estimator, Box, Discrete and Dict observations, SGD and Adam, a clipped gradient and a rank without episodes.
+After ``learn()`` the ranks hold the same parameters, bit for bit, and VecNormalize statistics of all their samples. A
+rank that dies or stalls ends the job with an error that says which and why; a worker killed under torchrun's
+``--max-restarts`` resumes the job from its last checkpoint; with 2 processes on one torchrun agent and with 2 agents
+("nodes") on this machine.
 """
 
 import concurrent.futures
