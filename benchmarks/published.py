@@ -1,5 +1,6 @@
 """
-The published REINFORCE/VPG results on MuJoCo, and the suite's results beside them (``published.md``).
+The published REINFORCE/VPG results on MuJoCo, rl-zoo3's published A2C and PPO results, and the suite's results beside
+them (``published.md``).
 
 The published metric is the maximum over training of the mean return of a test evaluation (10 episodes each), on the
 MuJoCo -v3 environments: Tianshou's REINFORCE benchmark (3M and 10M steps, mean ± std over seeds) and Spinning Up's
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import markdown_grid
+from benchmarks.statistics import per_env_estimates
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,26 @@ PUBLISHED: dict[str, list[Published]] = {
 }
 
 
+#: rl-zoo3's published results (its ``benchmark.md``: one run each of its tuned entry, 1M steps on the -v3 envs, the
+#: deterministic policy evaluated for 150k steps), by the -v5 env the suite runs. It has no InvertedDoublePendulum entry.
+RL_ZOO3: dict[str, dict[str, float]] = {
+    "a2c": {
+        "HalfCheetah-v5": 3041.174,
+        "Hopper-v5": 733.454,
+        "Walker2d-v5": 581.835,
+        "Swimmer-v5": 200.627,
+        "Ant-v5": -44.023,
+    },
+    "ppo": {
+        "HalfCheetah-v5": 5819.099,
+        "Hopper-v5": 2410.435,
+        "Walker2d-v5": 3478.798,
+        "Swimmer-v5": 281.561,
+        "Ant-v5": 1327.158,
+    },
+}
+
+
 def best_return(result: dict[str, Any]) -> float | None:
     """
     The published metric of one run: the largest mean return of its evaluations after training started (the
@@ -72,10 +94,6 @@ def steps_to(result: dict[str, Any], value: float) -> float:
     return next((timesteps for timesteps, mean, _ in result["curve"] if timesteps > 0 and mean >= value), math.inf)
 
 
-def _mean_std(values: list[float]) -> str:
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "—"
-
-
 def _median_steps(results: list[dict[str, Any]], value: float) -> str:
     median = float(np.median([steps_to(result, value) for result in results]))
     return "not reached" if math.isinf(median) else f"{median / 1e3:g}k"
@@ -83,8 +101,9 @@ def _median_steps(results: list[dict[str, Any]], value: float) -> str:
 
 def published_table(results: list[dict[str, Any]], algorithms: list[str]) -> str:
     """
-    ``published.md``'s table: per env with published numbers, the published numbers, then each algorithm's best and
-    final return (mean ± std over seeds), the median steps to reach each published number, the median fps and peak
+    ``published.md``'s table: per env with published numbers, the published numbers, then each algorithm's best return
+    (the published metric: mean and IQM over seeds) and final return (IQM), each with its 95% stratified-bootstrap
+    interval (:mod:`benchmarks.statistics`), the median steps to reach each published number, the median fps and peak
     memory, and the CPU-hours of its runs (training and evaluation, all seeds).
 
     :param results: The suite's results
@@ -96,14 +115,19 @@ def published_table(results: list[dict[str, Any]], algorithms: list[str]) -> str
         if not on_env:
             continue
         budgets = {result["spec"]["budget"] for result in on_env}
-        rows.append([f"**{env_id}** ({', '.join(f'{budget / 1e6:g}M' for budget in sorted(budgets))} steps)", "", "", "", ""])
-        rows += [[f"{number.source} (-v3)", str(number), "", "", ""] for number in published]
-        for algorithm in algorithms:
-            group = [result for result in on_env if result["spec"]["algorithm"] == algorithm and result["curve"]]
-            if not group:
-                continue
-            best = [value for value in map(best_return, group) if value is not None]
-            final = [result["curve"][-1][1] for result in group]
+        rows.append([f"**{env_id}** ({', '.join(f'{budget / 1e6:g}M' for budget in sorted(budgets))} steps)", *[""] * 5])
+        rows += [[f"{number.source} (-v3)", str(number), *[""] * 4] for number in published]
+        groups = {
+            algorithm: [
+                result for result in on_env if result["spec"]["algorithm"] == algorithm and best_return(result) is not None
+            ]
+            for algorithm in algorithms
+        }
+        groups = {algorithm: group for algorithm, group in groups.items() if group}
+        bests = {algorithm: [v for r in group if (v := best_return(r)) is not None] for algorithm, group in groups.items()}
+        best = per_env_estimates(bests)
+        final = per_env_estimates({algorithm: [r["curve"][-1][1] for r in group] for algorithm, group in groups.items()})
+        for algorithm, group in groups.items():
             steps = "; ".join(_median_steps(group, number.value) for number in published)
             cpu_hours = sum(result["train_seconds"] + result["eval_seconds"] for result in group) / 3600
             fps, peak = (np.median([result[key] for result in group]) for key in ("fps", "peak_rss_mb"))
@@ -111,11 +135,19 @@ def published_table(results: list[dict[str, Any]], algorithms: list[str]) -> str
             rows.append(
                 [
                     f"{algorithm} ({len(group)} seed{'' if len(group) == 1 else 's'})",
-                    _mean_std(best),
-                    _mean_std(final),
+                    str(best[algorithm][1]),
+                    str(best[algorithm][0]),
+                    str(final[algorithm][0]),
                     steps,
                     cost,
                 ]
             )
-    columns = ["Env / row", "Best mean test return", "Final return", "Median steps to each published number", "Cost"]
+    columns = [
+        "Env / row",
+        "Best mean test return: mean [95% CI]",
+        "Best: IQM [95% CI]",
+        "Final return: IQM [95% CI]",
+        "Median steps to each published number",
+        "Cost",
+    ]
     return markdown_grid(columns, rows)

@@ -1,6 +1,7 @@
 """
 The suite's outputs, from the results of its runs: ``runs.csv`` (one row per run), ``curves.csv`` (every
-evaluation), ``summary.csv`` and ``results.md`` (one row per algorithm × env) and ``learning_curves_<env>.png``.
+evaluation), ``summary.csv`` and ``results.md`` (one row per algorithm × env) and ``learning_curves_<env>.png``; the
+statistics are rliable's (:mod:`benchmarks.statistics`).
 """
 
 import math
@@ -12,13 +13,16 @@ import gymnasium as gym
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from rliable import plot_utils
 
 from benchmarks import common
+from benchmarks.aggregate import write_aggregate
 from benchmarks.common import HOLD_WINDOW, markdown_grid, write_csv
 from benchmarks.published import PUBLISHED, published_table
+from benchmarks.statistics import Estimate, iqm_curve, per_env_estimates
 
 #: Points of the common timestep grid on which the seeds' learning curves are interpolated for the plots
-CURVE_POINTS = 101
+CURVE_POINTS = 21
 
 RUN_COLUMNS = (
     "env",
@@ -41,8 +45,12 @@ SUMMARY_COLUMNS = (
     "budget",
     "threshold",
     "seeds",
+    "final_return_iqm",
+    "final_return_iqm_low",
+    "final_return_iqm_high",
     "final_return_mean",
-    "final_return_std",
+    "final_return_mean_low",
+    "final_return_mean_high",
     "seeds_final_above_threshold",
     "seeds_holding_threshold",
     "median_steps_to_threshold",
@@ -61,7 +69,8 @@ def _steps(value: float) -> str:
 TABLE_COLUMNS = [
     "Env (threshold, budget)",
     "Algorithm",
-    "Final return (mean ± std)",
+    "Final return, IQM [95% CI]",
+    "Final return, mean [95% CI]",
     "Seeds with final ≥ threshold",
     f"Seeds holding ≥ threshold (last {_steps(HOLD_WINDOW)} steps)",
     "Median steps to threshold",
@@ -157,6 +166,7 @@ def summary_rows(results: list[dict[str, Any]], algorithms: list[str]) -> list[d
     """
     The rows of ``summary.csv``: one per env and algorithm (in the order of ``algorithms``), over the seeds that ran.
 
+    The final return's IQM and mean come with 95% stratified-bootstrap intervals (:mod:`benchmarks.statistics`).
     Unreached thresholds count as infinitely late, so the median is empty when half of the seeds or more never
     reach it. ``fps_vs_ceiling`` divides by the median rate of the rollout-collection ceiling on the same env.
 
@@ -172,11 +182,17 @@ def summary_rows(results: list[dict[str, Any]], algorithms: list[str]) -> list[d
         threshold = reward_threshold(env_id)
         ceiling = groups.get((env_id, "rollout-ceiling"))
         ceiling_fps = float(np.median([result["fps"] for result in ceiling])) if ceiling else None
+        finals_of = {
+            algorithm: [value for value in map(final_return, groups.get((env_id, algorithm), [])) if value is not None]
+            for algorithm in algorithms
+        }
+        estimates = per_env_estimates({algorithm: finals for algorithm, finals in finals_of.items() if finals})
         for algorithm in algorithms:
             group = groups.get((env_id, algorithm))
             if not group:
                 continue
-            finals = [value for value in map(final_return, group) if value is not None]
+            finals = finals_of[algorithm]
+            iqm, mean = estimates.get(algorithm, (None, None))
             fps = float(np.median([result["fps"] for result in group]))
             median_steps = float(np.median([steps_to_threshold(result, threshold) for result in group]))
             rows.append(
@@ -186,8 +202,11 @@ def summary_rows(results: list[dict[str, Any]], algorithms: list[str]) -> list[d
                     "budget": group[0]["spec"]["budget"],
                     "threshold": threshold,
                     "seeds": len(group),
-                    "final_return_mean": float(np.mean(finals)) if finals else None,
-                    "final_return_std": float(np.std(finals)) if finals else None,
+                    **{
+                        f"final_return_{name}{end}": None if estimate is None else getattr(estimate, field)
+                        for name, estimate in (("iqm", iqm), ("mean", mean))
+                        for end, field in (("", "value"), ("_low", "low"), ("_high", "high"))
+                    },
                     "seeds_final_above_threshold": None
                     if threshold is None or not finals
                     else sum(value >= threshold for value in finals),
@@ -203,6 +222,13 @@ def summary_rows(results: list[dict[str, Any]], algorithms: list[str]) -> list[d
     return rows
 
 
+def _interval(row: dict[str, Any], key: str) -> str:
+    """A summary row's estimate ``key`` with its interval, as :class:`benchmarks.statistics.Estimate` writes it."""
+    if row[key] is None:
+        return "—"
+    return str(Estimate(row[key], row[f"{key}_low"], row[f"{key}_high"], runs=row["seeds"]))
+
+
 def markdown_table(summary: list[dict[str, Any]]) -> str:
     """
     The results table of ``results.md``, one row per env and algorithm.
@@ -213,7 +239,7 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
     for row in summary:
         threshold = "no threshold" if row["threshold"] is None else f"≥ {row['threshold']:g}"
         env = f"{row['env']} ({threshold}, {_steps(row['budget'])})"
-        final = "—" if row["final_return_mean"] is None else f"{row['final_return_mean']:.1f} ± {row['final_return_std']:.1f}"
+        iqm, mean = (_interval(row, f"final_return_{name}") for name in ("iqm", "mean"))
         above = "—" if row["seeds_final_above_threshold"] is None else f"{row['seeds_final_above_threshold']}/{row['seeds']}"
         holding = "—" if row["seeds_holding_threshold"] is None else f"{row['seeds_holding_threshold']}/{row['seeds']}"
         if row["final_return_mean"] is None or row["threshold"] is None:
@@ -224,14 +250,15 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
             steps = _steps(row["median_steps_to_threshold"])
         ratio = "—" if row["fps_vs_ceiling"] is None else f"{row['fps_vs_ceiling']:.2f}"
         fps, rss = f"{row['fps_median']:.0f}", f"{row['peak_rss_mb_median']:.0f}"
-        rows.append([env, row["algorithm"], final, above, holding, steps, fps, ratio, rss])
+        rows.append([env, row["algorithm"], iqm, mean, above, holding, steps, fps, ratio, rss])
     return markdown_grid(TABLE_COLUMNS, rows)
 
 
 def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]], algorithms: list[str]) -> None:
     """
-    Plot, for each algorithm, the median over seeds of the evaluation return against timesteps, with the
-    inter-quartile range shaded; each seed's curve is interpolated linearly on a common grid.
+    Plot, for each algorithm, the IQM over seeds of the evaluation return against timesteps, with its 95%
+    stratified-bootstrap interval at each point (rliable's sample-efficiency curve); each seed's curve is interpolated
+    linearly on a common grid.
 
     :param path: The PNG to write
     :param env_id: The env
@@ -241,21 +268,38 @@ def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]],
     figure = Figure(figsize=(7, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    for algorithm in algorithms:
-        curves = [result["curve"] for result in results if result["spec"]["algorithm"] == algorithm and result["curve"]]
-        if not curves:
-            continue
-        grid = np.linspace(0, max(curve[-1][0] for curve in curves), CURVE_POINTS)
-        returns = np.array([np.interp(grid, [p[0] for p in curve], [p[1] for p in curve]) for curve in curves])
-        low, median, high = np.percentile(returns, [25, 50, 75], axis=0)
-        (line,) = axes.plot(grid, median, label=f"{algorithm} (seeds: {len(curves)})")
-        axes.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    curves_of = {
+        algorithm: [result["curve"] for result in results if result["spec"]["algorithm"] == algorithm and result["curve"]]
+        for algorithm in algorithms
+    }
+    curves_of = {algorithm: curves for algorithm, curves in curves_of.items() if curves}
+    grid = np.linspace(0, max(curve[-1][0] for curves in curves_of.values() for curve in curves), CURVE_POINTS)
+    # Each grid point a column: the bootstrap resamples the seeds of each point, so each point's interval is its own
+    returns = {
+        f"{algorithm} (seeds: {len(curves)})": np.array(
+            [np.interp(grid, [p[0] for p in curve], [p[1] for p in curve]) for curve in curves]
+        )
+        for algorithm, curves in curves_of.items()
+    }
+    for label, matrix in returns.items():
+        points, intervals = iqm_curve(matrix)
+        plot_utils.plot_sample_efficiency_curve(
+            grid,
+            {label: points},
+            {label: intervals},
+            ax=axes,
+            color_palette=None,
+            colors={label: f"C{list(returns).index(label)}"},
+            xlabel="timesteps",
+            ylabel="mean return, deterministic evaluation",
+            labelsize="medium",
+            ticklabelsize="small",
+            marker="",
+        )
     threshold = reward_threshold(env_id)
     if threshold is not None:
         axes.axhline(threshold, color="gray", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
-    axes.set_title(f"{env_id}: median and inter-quartile range over seeds")
-    axes.set_xlabel("timesteps")
-    axes.set_ylabel("mean return, deterministic evaluation")
+    axes.set_title(f"{env_id}: IQM over seeds, 95% CI")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
@@ -265,7 +309,8 @@ def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]],
 def write_report(out_dir: Path, results: list[dict[str, Any]], algorithms: list[str], header: str) -> list[dict[str, Any]]:
     """
     Write every output of the suite to ``out_dir``; with envs that have published results, ``published.md`` too
-    (:mod:`benchmarks.published`).
+    (:mod:`benchmarks.published`), and with two or more envs that have a published PPO return, the aggregate over
+    envs (:mod:`benchmarks.aggregate`).
 
     :param out_dir: The output folder
     :param results: The results of the runs that finished
@@ -298,4 +343,5 @@ def write_report(out_dir: Path, results: list[dict[str, Any]], algorithms: list[
     (out_dir / "results.md").write_text(header + "\n" + markdown_table(summary) + "\n" + "\n\n".join(pictures) + "\n")
     if any(env_id in PUBLISHED for env_id in env_ids):
         (out_dir / "published.md").write_text(header + "\n" + published_table(results, algorithms))
+    write_aggregate(out_dir, results, algorithms, header)
     return summary

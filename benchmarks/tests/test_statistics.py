@@ -1,0 +1,108 @@
+"""The reports' statistics (rliable's, :mod:`benchmarks.statistics`) and the aggregate over envs, against numbers by hand."""
+
+from typing import Any
+
+import numpy as np
+import pytest
+from rl_zoo3.plots.score_normalization import ReferenceScore
+
+from benchmarks.aggregate import score_matrices
+from benchmarks.statistics import (
+    Estimate,
+    iqm_curve,
+    normalised,
+    per_env_estimates,
+    performance_profiles,
+    probability_of_improvement,
+    random_policy_return,
+)
+
+
+def test_iqm_and_mean_by_hand() -> None:
+    """The IQM of 5 runs drops the lowest and the highest (25% of 5, rounded down, each side): mean(2, 3, 4) = 3."""
+    iqm, mean = per_env_estimates({"a": [4.0, 1.0, 100.0, 3.0, 2.0]})["a"]
+    assert (iqm.value, mean.value) == (3.0, 22.0)
+    assert iqm.runs == mean.runs == 5
+    assert iqm.low <= iqm.value <= iqm.high and mean.low <= mean.value <= mean.high
+    assert 1.0 <= mean.low < mean.high <= 100.0
+
+
+def test_interval_of_two_runs_is_their_range() -> None:
+    """
+    A resample of the runs 0 and 1 has the mean 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4: its 2.5th and 97.5th
+    percentiles are 0 and 1. Runs that all score alike have an interval of zero width.
+    """
+    estimates = per_env_estimates({"two": [0.0, 1.0], "alike": [7.0, 7.0, 7.0]})
+    _, mean = estimates["two"]
+    assert (mean.value, mean.low, mean.high) == (0.5, 0.0, 1.0)
+    assert all((e.value, e.low, e.high) == (7.0, 7.0, 7.0) for e in estimates["alike"])
+
+
+def test_probability_of_improvement_by_enumeration() -> None:
+    """
+    Env 0: X's 3 and 4 beat each of Y's 1, 2, 0 (6 of 6 pairs). Env 1: X's 1 and 2 beat only Y's 0 (2 of 6).
+    The average over envs: (1 + 1/3) / 2 = 2/3. With a tie: X's 1, 2 against Y's 2, 3 win no pair and tie one of 4.
+    """
+    x = np.array([[3.0, 1.0], [4.0, 2.0]])
+    y = np.array([[1.0, 5.0], [2.0, 6.0], [0.0, 0.0]])
+    estimate = probability_of_improvement(x, y)
+    assert estimate.value == pytest.approx(2 / 3, rel=1e-12)
+    assert estimate.low <= estimate.value <= estimate.high and estimate.runs == 2
+    tie = probability_of_improvement(np.array([[1.0], [2.0]]), np.array([[2.0], [3.0]]))
+    assert tie.value == pytest.approx(0.5 / 4, rel=1e-12)
+
+
+def test_performance_profile_by_hand() -> None:
+    """X's runs score 3, 1, 4, 2 over two envs: above τ = 0, 2, 4 are 4, 2 and 0 of the 4."""
+    profiles, intervals = performance_profiles({"x": np.array([[3.0, 1.0], [4.0, 2.0]])}, np.array([0.0, 2.0, 4.0]))
+    np.testing.assert_array_equal(profiles["x"], [1.0, 0.5, 0.0])
+    assert intervals["x"].shape == (2, 3)
+    assert np.all(intervals["x"][0] <= profiles["x"]) and np.all(profiles["x"] <= intervals["x"][1])
+
+
+def test_iqm_curve_point_by_point() -> None:
+    """Each point of the curve is the IQM of its own column: 4 runs trim one each side."""
+    returns = np.array([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0], [9.0, 40.0]])
+    points, intervals = iqm_curve(returns)
+    np.testing.assert_array_equal(points, [1.5, 25.0])
+    assert intervals.shape == (2, 2) and np.all(intervals[0] <= points) and np.all(points <= intervals[1])
+
+
+def test_normalised_and_the_random_policy() -> None:
+    """The random policy scores 0, the reference 1; MountainCar's random policy never reaches the flag in 200 steps."""
+    reference = ReferenceScore("env", -100.0, 300.0)
+    np.testing.assert_array_equal(normalised(np.array([-100.0, 300.0, 100.0]), reference), [0.0, 1.0, 0.5])
+    assert random_policy_return("MountainCar-v0", episodes=3) == -200.0
+
+
+def test_estimate_says_how_many_runs_are_behind_a_narrow_interval() -> None:
+    assert str(Estimate(1.0, 1.0, 1.0, runs=1)) == "1.0 (1 run)"
+    assert str(Estimate(1.0, 0.5, 2.0, runs=3)) == "1.0 [0.5, 2.0] (3 runs)"
+    assert Estimate(1.0, 0.5, 2.0, runs=5).format(2) == "1.00 [0.50, 2.00]"
+
+
+def _result(algorithm: str, env_id: str, seed: int, final: float) -> dict[str, Any]:
+    return {"spec": {"algorithm": algorithm, "env_id": env_id, "seed": seed}, "curve": [[0, 0.0, 0.0], [10, final, 0.0]]}
+
+
+def test_score_matrices_keep_the_common_envs_and_the_lowest_seeds() -> None:
+    """
+    A has seeds 0-2 on env E and 0-1 on F: it keeps seeds 0 and 1 on both. B has no run on G: G is left out. Scores are
+    normalised with each env's reference.
+    """
+    references = {name: ReferenceScore(name, 0.0, 10.0) for name in ("E", "F", "G")}
+    results = [
+        _result("A", "E", 2, 10.0),
+        _result("A", "E", 0, 1.0),
+        _result("A", "E", 1, 2.0),
+        _result("A", "F", 1, 4.0),
+        _result("A", "F", 0, 3.0),
+        _result("A", "G", 0, 5.0),
+        _result("B", "E", 0, 6.0),
+        _result("B", "F", 0, 7.0),
+        _result("C", "E", 0, 8.0),
+    ]
+    matrices, env_ids = score_matrices(results, ["A", "B"], references)
+    assert env_ids == ["E", "F"]
+    np.testing.assert_array_equal(matrices["A"], [[0.1, 0.3], [0.2, 0.4]])
+    np.testing.assert_array_equal(matrices["B"], [[0.6, 0.7]])
