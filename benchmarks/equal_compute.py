@@ -12,8 +12,9 @@ training, and at the end, and stores, for each evaluation, its checkpoint, the t
 the wall-clock and every episode's return and length: as a JSON result, and in rl-zoo3's own format (``evaluations.npz``: its
 ``timesteps``, ``results`` and ``ep_lengths``, with ``cpu_seconds`` beside them), beside rl-zoo3's monitor file of the
 training episodes. Runs without a result in ``--out`` are run; the results and logs are then packed into
-``runs.tar.xz`` (``--report-only`` unpacks it when the folder is gone). The report: per env and algorithm, the best
-evaluation within 5 and within the whole budget of CPU-minutes, per seed.
+``runs.tar.xz`` (``--report-only`` unpacks it when the folder is gone). The report (:func:`write_report`): per env
+and algorithm, the best evaluation within 5 and within the whole budget of CPU-minutes with rliable's intervals, the
+CPU time to reach the published numbers, and the curves of return against CPU time.
 """
 
 import argparse
@@ -29,6 +30,9 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from rliable import plot_utils
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
@@ -44,7 +48,9 @@ from benchmarks.common import (
     package_versions,
     report_header,
 )
+from benchmarks.published import PUBLISHED, RL_ZOO3
 from benchmarks.runs import RUNS_ARCHIVE, RUNS_FOLDER, experiment_manager, pack_runs, restore_runs
+from benchmarks.statistics import iqm_curve, per_env_estimates, probability_of_improvement
 
 #: The algorithms (keys of :data:`benchmarks.runs.ALGORITHMS`), in table order
 ALGORITHMS = ["vpg-best", "a2c", "ppo", "a2c-default", "ppo-default"]
@@ -190,48 +196,164 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def best_within(result: dict[str, Any], cpu_seconds: float) -> float:
-    """The best mean return of the evaluations at the checkpoints within ``cpu_seconds`` of training CPU time."""
+    """
+    The best mean return of the evaluations after training started, at checkpoints within ``cpu_seconds`` of training
+    CPU time (the published metric, cut at a CPU budget).
+    """
     every = result["run"]["eval_every"]
-    inside = [e for e in result["evaluations"] if e["checkpoint"] * every <= cpu_seconds + 1e-6]
+    inside = [e for e in result["evaluations"] if e["checkpoint"] > 0 and e["checkpoint"] * every <= cpu_seconds + 1e-6]
     return max(float(np.mean(e["returns"])) for e in inside)
 
 
+def cpu_minutes_to(result: dict[str, Any], value: float) -> float:
+    """The training CPU-minutes of the run's first evaluation after training started at or above ``value``; inf if none."""
+    every = result["run"]["eval_every"]
+    reached = (e["checkpoint"] for e in result["evaluations"] if e["checkpoint"] > 0 and np.mean(e["returns"]) >= value)
+    return next(reached, math.inf) * every / 60
+
+
+#: The columns of the numbers to reach: the best published REINFORCE/VPG number, rl-zoo3's published A2C and PPO
+TARGETS = ["best published REINFORCE/VPG", "rl-zoo3's A2C", "rl-zoo3's PPO"]
+
+
+def targets(env_id: str) -> list[float | None]:
+    """The returns to reach on ``env_id``, in the order of :data:`TARGETS`; ``None`` where nothing is published."""
+    published = max((number.value for number in PUBLISHED.get(env_id, [])), default=None)
+    return [published, RL_ZOO3["a2c"].get(env_id), RL_ZOO3["ppo"].get(env_id)]
+
+
+def _median_minutes(runs: list[dict[str, Any]], value: float | None) -> str:
+    """The median CPU-minutes over ``runs`` to reach ``value``, and how many of them reach it."""
+    if value is None:
+        return "—"
+    minutes = [cpu_minutes_to(result, value) for result in runs]
+    median = float(np.median(minutes))
+    reached = sum(not math.isinf(m) for m in minutes)
+    return f"{'not reached' if math.isinf(median) else f'{median:g}'} ({reached}/{len(runs)})"
+
+
+def plot_cpu_curves(path: Path, env_id: str, runs: dict[str, list[dict[str, Any]]]) -> None:
+    """
+    Return against training CPU-minutes: each algorithm's IQM over seeds at each checkpoint with its 95% interval
+    (rliable's sample-efficiency curve; every run evaluates at the same CPU checkpoints).
+
+    :param path: The PNG to write
+    :param env_id: The env
+    :param runs: Per algorithm, its runs on ``env_id``
+    """
+    figure = Figure(figsize=(7, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    for index, (algorithm, mine) in enumerate(runs.items()):
+        length = min(len(result["evaluations"]) for result in mine)
+        returns = np.array([[np.mean(e["returns"]) for e in result["evaluations"][:length]] for result in mine])
+        minutes = np.array([e["checkpoint"] for e in mine[0]["evaluations"][:length]]) * mine[0]["run"]["eval_every"] / 60
+        points, intervals = iqm_curve(returns)
+        label = f"{algorithm} (seeds: {len(mine)})"
+        plot_utils.plot_sample_efficiency_curve(
+            minutes,
+            {label: points},
+            {label: intervals},
+            ax=axes,
+            colors={label: f"C{index}"},
+            xlabel="training CPU-minutes (process time, envs included)",
+            ylabel="mean return, deterministic evaluation",
+            labelsize="medium",
+            ticklabelsize="small",
+            marker="",
+        )
+    axes.set_title(f"{env_id}: IQM over seeds against CPU time, 95% CI")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
 def write_report(results: list[dict[str, Any]], args: argparse.Namespace) -> Path:
+    """
+    ``equal_compute.md``: per env and algorithm, the best evaluation within 5 CPU-minutes and within the budget (IQM
+    and mean over seeds with 95% stratified-bootstrap intervals, rliable's; each seed's value), the probability that a
+    VPG run's best beats the algorithm's, and the CPU-minutes to reach the published numbers; per env, a plot of return
+    against CPU time (``equal_compute_<env>.png``).
+
+    :param results: The results of the runs that finished
+    :param args: The options of ``equal-compute``
+    :return: The report's path
+    """
     budget = max(result["run"]["cpu_budget"] for result in results)
-    rows = []
+    early_budget = min(300.0, budget)
+    rows, reach_rows, pictures = [], [], []
     for env_id in dict.fromkeys(result["run"]["env_id"] for result in results):
-        for algorithm in ALGORITHMS:
-            mine = sorted(
+        runs = {
+            algorithm: sorted(
                 (r for r in results if r["run"]["env_id"] == env_id and r["run"]["algorithm"] == algorithm),
                 key=lambda r: r["run"]["seed"],
             )
-            if not mine:
-                continue
-            early = [best_within(result, min(300.0, budget)) for result in mine]
-            whole = [best_within(result, budget) for result in mine]
+            for algorithm in ALGORITHMS
+        }
+        runs = {algorithm: mine for algorithm, mine in runs.items() if mine}
+        early = {algorithm: [best_within(result, early_budget) for result in mine] for algorithm, mine in runs.items()}
+        whole = {algorithm: [best_within(result, budget) for result in mine] for algorithm, mine in runs.items()}
+        early_estimates, whole_estimates = per_env_estimates(early), per_env_estimates(whole)
+        for algorithm, mine in runs.items():
+            improvement = "—"
+            if "vpg-best" in whole and algorithm != "vpg-best":
+                x, y = (np.array(whole[name])[:, None] for name in ("vpg-best", algorithm))
+                improvement = probability_of_improvement(x, y).format(2)
             rows.append(
                 [
                     env_id,
                     algorithm,
                     str(len(mine)),
-                    ", ".join(f"{value:,.0f}" for value in early),
-                    ", ".join(f"{value:,.0f}" for value in whole),
-                    ", ".join(f"{result['timesteps'] / 1000:,.0f}k" for result in mine),
+                    *(str(estimate) for estimate in early_estimates[algorithm]),
+                    *(str(estimate) for estimate in whole_estimates[algorithm]),
+                    ", ".join(f"{value:,.0f}" for value in whole[algorithm]),
+                    improvement,
+                    f"{np.median([result['timesteps'] for result in mine]) / 1000:,.0f}k",
                 ]
             )
-    columns = ["Env", "Algorithm", "Seeds", "Best within 5 CPU-min", f"Best within {budget / 60:g} CPU-min", "Timesteps"]
+            reach_rows.append([env_id, algorithm, *(_median_minutes(mine, value) for value in targets(env_id))])
+        picture = f"equal_compute_{env_id}.png"
+        plot_cpu_curves(args.out / picture, env_id, runs)
+        pictures.append(f"![{env_id}]({picture})")
+    whole_name = f"{budget / 60:g} CPU-min"
+    columns = [
+        "Env",
+        "Algorithm",
+        "Seeds",
+        "Best within 5 CPU-min: IQM [95% CI]",
+        "Mean [95% CI]",
+        f"Best within {whole_name}: IQM [95% CI]",
+        "Mean [95% CI] ",
+        f"Per seed, {whole_name}",
+        f"P(vpg-best > it), {whole_name}",
+        "Median timesteps",
+    ]
     header = report_header(
         "Equal compute: the best policy within a CPU budget",
         args.command_line,
         f"{args.workers} runs at a time, interleaved, one thread each",
         [
             f"Results measured on: {'; '.join(sorted({result['machine'] for result in results}))}",
-            f"Budget: {budget / 60:g} CPU-minutes of training per run (process time, envs included, evaluations left out)",
-            f"{EVAL_EPISODES} deterministic episodes per evaluation; values per seed, in seed order",
+            f"Budget: {whole_name} of training per run (process time, envs included, evaluations left out)",
+            f"{EVAL_EPISODES} deterministic episodes per evaluation, every {results[0]['run']['eval_every']:g} CPU-seconds;"
+            " the best leaves out the untrained policy's; values per seed in seed order",
+            "Intervals: rliable's stratified bootstrap (an interval from fewer than 5 runs says how many)",
         ],
     )
+    envs = list(dict.fromkeys(result["run"]["env_id"] for result in results))
+    numbers = "; ".join(
+        f"{env_id}: " + ", ".join("—" if value is None else f"{value:,.0f}" for value in targets(env_id)) for env_id in envs
+    )
+    reach = (
+        "CPU-minutes of training to the first evaluation at or above each published number (median over seeds, "
+        "'not reached' when half of them or more never do; in brackets the seeds that reach it). The numbers, in the "
+        f"columns' order: {numbers}."
+    )
+    reach_columns = ["Env", "Algorithm", *TARGETS]
+    text = [header, markdown_grid(columns, rows), reach, markdown_grid(reach_columns, reach_rows), *pictures]
     report = args.out / "equal_compute.md"
-    report.write_text(header + "\n" + markdown_grid(columns, rows))
+    report.write_text("\n\n".join(text) + "\n")
     return report
 
 

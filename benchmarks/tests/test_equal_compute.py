@@ -38,3 +38,23 @@ def test_runs_stop_at_their_cpu_budget_and_write_rl_zoo3s_evaluations(tmp_path: 
     shutil.rmtree(tmp_path / "runs")
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
     assert "2 of 2 runs done; 0 to run" in again.stdout and (tmp_path / "runs.tar.xz").read_bytes() == archive
+
+
+def test_best_within_and_cpu_minutes_to_by_hand() -> None:
+    """
+    Checkpoints every 60 CPU-s: 0 (untrained, 900), 1 (mean of 100 and 300: 200), 2 (500), 3 (400). Within 120 CPU-s
+    the best after training started is 500 (the untrained 900 does not count); 450 is first reached at checkpoint 2,
+    2 CPU-minutes; 600 never.
+    """
+    from benchmarks.equal_compute import best_within, cpu_minutes_to, targets
+
+    returns = [[900.0], [100.0, 300.0], [500.0], [400.0]]
+    result = {
+        "run": {"eval_every": 60.0},
+        "evaluations": [{"checkpoint": checkpoint, "returns": values} for checkpoint, values in enumerate(returns)],
+    }
+    assert (best_within(result, 60.0), best_within(result, 120.0), best_within(result, 180.0)) == (200.0, 500.0, 500.0)
+    assert cpu_minutes_to(result, 450.0) == 2.0 and cpu_minutes_to(result, 600.0) == float("inf")
+    # Hopper: Spinning Up's ~800 is the best published REINFORCE/VPG number; rl-zoo3's A2C 733.454, PPO 2410.435.
+    assert targets("Hopper-v5") == [800, 733.454, 2410.435]
+    assert targets("InvertedDoublePendulum-v5") == [7726.2, None, None]
