@@ -9,7 +9,6 @@ A normalised score puts a random policy at 0 and a reference at 1 (rl-zoo3's :cl
 references are in :mod:`benchmarks.published`.
 """
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,17 +66,26 @@ class Estimate:
 
 
 def _bootstrap(scores: Mapping[str, Any], function: Callable[..., Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """:func:`rliable.library.get_interval_estimates` with this module's size, repetitions and seed."""
-    with warnings.catch_warnings():
-        # rliable 1.2 hands its RandomState to arch under arch's deprecated keyword; the seed still holds
-        warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
-        return rly.get_interval_estimates(
-            scores,
-            function,
-            reps=REPETITIONS,
-            confidence_interval_size=CONFIDENCE,
-            random_state=np.random.RandomState(BOOTSTRAP_SEED),
-        )
+    """
+    :func:`rliable.library.get_interval_estimates` with this module's size and repetitions, each key bootstrapped
+    alone from :data:`BOOTSTRAP_SEED` with its runs in order of score (each column sorted; the bootstrap resamples
+    each column apart): an estimate depends on its own runs only, not on their order or on the other keys.
+    rliable 1.2's stratified bootstrap draws its indices from numpy's global generator (its ``random_state`` does not
+    reach them), so that generator is seeded here and put back as it was.
+    """
+    points, intervals = {}, {}
+    state = np.random.get_state()
+    try:
+        for key, value in scores.items():
+            ordered = [np.sort(part, axis=0) for part in value] if isinstance(value, list) else np.sort(value, axis=0)
+            np.random.seed(BOOTSTRAP_SEED)
+            point, interval = rly.get_interval_estimates(
+                {key: ordered}, function, reps=REPETITIONS, confidence_interval_size=CONFIDENCE
+            )
+            points[key], intervals[key] = point[key], interval[key]
+    finally:
+        np.random.set_state(state)
+    return points, intervals
 
 
 def interval_estimates(scores: Mapping[str, np.ndarray], metric: Metric) -> dict[str, Estimate]:

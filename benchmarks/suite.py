@@ -99,7 +99,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--algorithms", nargs="+", default=list(SUITE_ALGORITHMS), choices=list(ALGORITHMS), help="default: %(default)s"
     )
     parser.add_argument(
-        "--seeds", type=int, default=QuickDefault(5, 2), help="seeds per algorithm and env: 0, 1, ... (default: %(default)s)"
+        "--seeds", type=int, default=QuickDefault(5, 2), help="seeds per algorithm and env (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="the first seed: seeds first, first + 1, ... (default: 0; 100 for seeds no tuning used)",
     )
     parser.add_argument("--budget", type=int, help="training timesteps for every env (default: each env's own)")
     parser.add_argument("--eval-every", type=int, help="timesteps between evaluations (default: each env's own)")
@@ -138,15 +144,17 @@ def run_specs(
     n_seeds: int,
     n_eval_episodes: int,
     device: str,
+    first_seed: int = 0,
 ) -> list[RunSpec]:
     """
     Every run of the suite, env by env, then algorithm by algorithm, then seed by seed.
 
     :param algorithms: Keys of :data:`~benchmarks.runs.ALGORITHMS`
     :param envs: The envs and their settings
-    :param n_seeds: Seeds per algorithm and env (0, 1, ...)
+    :param n_seeds: Seeds per algorithm and env
     :param n_eval_episodes: Episodes per evaluation
     :param device: The torch device
+    :param first_seed: The first seed: ``first_seed``, ``first_seed + 1``, ...
     """
     specs = []
     for env_id, setting in envs.items():
@@ -155,7 +163,7 @@ def run_specs(
             hyperparams = read_hyperparams(algorithm, env_id)
             specs += [
                 RunSpec(algorithm, env_id, seed, budget, setting.eval_every, n_eval_episodes, device, hyperparams)
-                for seed in range(n_seeds)
+                for seed in range(first_seed, first_seed + n_seeds)
             ]
     return specs
 
@@ -182,9 +190,9 @@ def header(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
     :param results: The runs' results
     """
     seeds = (
-        f"Seeds per algorithm and env: {args.seeds}, each run in a process of its own (peak RSS is its own); "
-        f"{args.eval_episodes} deterministic evaluation episodes on a separate env per evaluation, left out of the "
-        "training fps"
+        f"Seeds per algorithm and env: {args.seeds} (from {args.first_seed}), each run in a process of its own "
+        f"(peak RSS is its own); {args.eval_episodes} deterministic evaluation episodes on a separate env per "
+        "evaluation, left out of the training fps"
     )
     how = f"{args.workers} runs at a time on {args.device}"
     return report_header("sb3-vpg benchmark", args.command_line, how, [seeds, provenance(results)])
@@ -250,7 +258,7 @@ def main(args: argparse.Namespace) -> None:
 
     :param args: The options of ``suite``, with the command line that gave them
     """
-    specs = run_specs(args.algorithms, env_settings(args), args.seeds, args.eval_episodes, args.device)
+    specs = run_specs(args.algorithms, env_settings(args), args.seeds, args.eval_episodes, args.device, args.first_seed)
     runs_folder = args.out / RUNS_FOLDER
     if not args.report_only and (unpacked := restore_runs(args.out)):
         print(f"Unpacked {unpacked} files of {args.out / RUNS_ARCHIVE} into {runs_folder}")
