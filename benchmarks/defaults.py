@@ -13,7 +13,6 @@ import itertools
 import time
 
 import gymnasium as gym
-import numpy as np
 import torch as th
 
 from benchmarks.common import (
@@ -25,6 +24,7 @@ from benchmarks.common import (
     markdown_header,
     markdown_row,
 )
+from benchmarks.statistics import per_env_estimates
 from sb3_vpg import VPG
 
 ENV_ID = "CartPole-v1"
@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> None:
     :param args: The options of ``defaults``
     """
     th.set_num_threads(1)
-    columns = ["learning_rate", "n_episodes", "final return (mean ± std)", "seeds holding ≥ threshold", "minutes"]
+    columns = ["learning_rate", "n_episodes", "final return, mean [95% CI]", "seeds holding ≥ threshold", "minutes"]
     print(markdown_header(columns))
     for learning_rate, n_episodes in itertools.product(args.lrs, args.episodes):
         start = time.time()
@@ -89,5 +89,6 @@ def main(args: argparse.Namespace) -> None:
             returns = " ".join(f"{ret:.0f}" for _, ret in curve)
             print(f"# lr={learning_rate} m={n_episodes} seed={seed}: {returns}", flush=True)
         minutes = (time.time() - start) / 60
-        cells = [f"{learning_rate:g}", str(n_episodes), f"{np.mean(finals):.1f} ± {np.std(finals):.1f}"]
+        _, mean = per_env_estimates({"finals": finals})["finals"]
+        cells = [f"{learning_rate:g}", str(n_episodes), str(mean)]
         print(markdown_row([*cells, f"{holding}/{len(args.seeds)}", f"{minutes:.1f}"]), flush=True)

@@ -29,6 +29,7 @@ import numpy as np
 
 from benchmarks.common import EVAL_EPISODES, QuickDefault, add_quick_and_out_arguments, markdown_grid, report_header
 from benchmarks.runs import RUNS_ARCHIVE, RUNS_FOLDER, pack_runs, restore_runs
+from benchmarks.statistics import iqm_curve, per_env_estimates
 
 REPOSITORY = Path(__file__).parents[1]
 
@@ -98,7 +99,7 @@ def summary_rows(results: list[dict[str, Any]]) -> list[list[str]]:
         one = {run["spec"]["seed"]: run for run in runs if run["ranks"] == 1}
         for ranks in sorted({run["ranks"] for run in runs}):
             mine = sorted((run for run in runs if run["ranks"] == ranks), key=lambda run: run["spec"]["seed"])
-            fps = np.array([run["fps"] for run in mine])
+            ((fps, _),) = per_env_estimates({"fps": [run["fps"] for run in mine]}).values()
             reaches = [first_reach(run["curve"], threshold) for run in mine]
             reached = [reach for reach in reaches if reach is not None]
             speedups = [run["fps"] / one[run["spec"]["seed"]]["fps"] for run in mine if run["spec"]["seed"] in one]
@@ -114,7 +115,7 @@ def summary_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                     env_id,
                     str(ranks),
                     str(len(mine)),
-                    f"{fps.mean():,.0f} ± {fps.std():,.0f}",
+                    fps.format(0),
                     ", ".join(f"{ratio:.2f}" for ratio in speedups) or "—",
                     f"{len(reached)}/{len(mine)}",
                     ", ".join(f"{reach[0] / 1000:,.0f}k" if reach else "—" for reach in reaches),
@@ -131,7 +132,7 @@ COLUMNS = [
     "Env",
     "Ranks",
     "Seeds",
-    "Timesteps/s (mean ± std)",
+    "Timesteps/s, IQM [95% CI]",
     "× 1 rank, per seed",
     "Reached threshold",
     "Timesteps to it, per seed",
@@ -144,25 +145,27 @@ COLUMNS = [
 
 def overlap_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     """
-    Per env and rank count above 1: at how many evaluations the mean curve over its seeds lies within the range of the
-    1-rank seeds' curves (the curves per sample overlap within the seed spread).
+    Per env and rank count above 1: at how many evaluations the 95% interval of the IQM over its seeds overlaps the
+    1-rank seeds' (rliable's stratified bootstrap at each evaluation; the curves per sample agree within what the seeds
+    resolve).
     """
     rows = []
     for env_id in ENVS:
         runs = [result for result in results if result["spec"]["env_id"] == env_id]
-        one = [np.array(run["curve"])[:, :2] for run in runs if run["ranks"] == 1]
-        if not one:
+        curves = {
+            ranks: [np.array(run["curve"])[:, 1] for run in runs if run["ranks"] == ranks]
+            for ranks in sorted({run["ranks"] for run in runs})
+        }
+        if 1 not in curves:
             continue
-        length = min(len(curve) for curve in one)
-        low = np.min([curve[:length, 1] for curve in one], axis=0)
-        high = np.max([curve[:length, 1] for curve in one], axis=0)
-        for ranks in sorted({run["ranks"] for run in runs} - {1}):
-            curves = [np.array(run["curve"])[:, :2] for run in runs if run["ranks"] == ranks]
+        for ranks in [ranks for ranks in curves if ranks > 1]:
             # The evaluations come at the first update boundary past each multiple of eval_every: compared in order.
-            n = min([length, *(len(curve) for curve in curves)])
-            mean = np.mean([curve[:n, 1] for curve in curves], axis=0)
-            inside = int(((mean >= low[:n]) & (mean <= high[:n])).sum())
-            rows.append([env_id, str(ranks), f"{inside}/{n}"])
+            n = min(len(curve) for curve in curves[1] + curves[ranks])
+            (_, (one_low, one_high)), (_, (low, high)) = (
+                iqm_curve(np.array([curve[:n] for curve in curves[count]])) for count in (1, ranks)
+            )
+            inside = int(((low <= one_high) & (one_low <= high)).sum())
+            rows.append([env_id, str(ranks), f"{inside}/{n}", str(min(len(curves[1]), len(curves[ranks])))])
     return rows
 
 
@@ -217,8 +220,8 @@ def write_report(results: list[dict[str, Any]], args: argparse.Namespace) -> Pat
         ],
     )
     text = header + "\n" + markdown_grid(COLUMNS, summary_rows(results))
-    text += "\nEvaluations at which the mean curve of N ranks lies within the range of the 1-rank seeds:\n\n"
-    text += markdown_grid(["Env", "Ranks", "Evaluations inside"], overlap_rows(results))
+    text += "\nEvaluations at which the 95% interval of the IQM over N ranks' seeds overlaps the 1-rank seeds' (rliable):\n\n"
+    text += markdown_grid(["Env", "Ranks", "Evaluations overlapping", "Seeds (fewest)"], overlap_rows(results))
     for path in plot(results, out):
         text += f"\n![{path.stem}]({path.name})\n"
     report = out / "scale_out.md"
