@@ -301,6 +301,13 @@ def step_without_learning(model: BaseAlgorithm, n_steps: int) -> dict[str, Any]:
     return {"timesteps": steps, "fps": steps / seconds, "train_seconds": seconds, "eval_seconds": 0.0, "curve": []}
 
 
+def evaluate_episodes(model: BaseAlgorithm, env: VecEnv, n_episodes: int) -> tuple[list[float], list[int]]:
+    """Every episode's return and length of the model's deterministic policy (SB3's ``evaluate_policy``)."""
+    returns, lengths = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
+    assert isinstance(returns, list) and isinstance(lengths, list)
+    return [float(value) for value in returns], [int(value) for value in lengths]
+
+
 def deterministic_return(model: BaseAlgorithm, env: VecEnv | gym.Env, n_episodes: int) -> tuple[float, float]:
     """
     The mean and standard deviation of the return of the model's deterministic policy over ``n_episodes`` episodes.
@@ -345,6 +352,8 @@ class DeterministicEvaluation(BaseCallback):
         self.before_and_after = before_and_after
         #: ``[timesteps, mean return, std of the return]`` of each evaluation
         self.curve: list[list[float]] = []
+        #: Each evaluation's episodes: their returns and their lengths (rl-zoo3's ``evaluations.npz``)
+        self.episodes: list[tuple[list[float], list[int]]] = []
         #: ``[timesteps, mean return, mean length]`` of the last 100 training episodes (``ep_info_buffer``: the
         #: stochastic policy, SB3's ``rollout/ep_rew_mean``) at each evaluation; ``None`` before an episode has ended
         self.training_curve: list[list[float | None]] = []
@@ -377,8 +386,10 @@ class DeterministicEvaluation(BaseCallback):
     def _evaluate(self) -> None:
         start = time.perf_counter()
         sync_envs_normalization(self.training_env, self.eval_env)
-        mean, std = deterministic_return(self.model, self.eval_env, self.n_eval_episodes)
+        returns, lengths = evaluate_episodes(self.model, self.eval_env, self.n_eval_episodes)
+        mean, std = float(np.mean(returns)), float(np.std(returns))  # evaluate_policy's mean and std
         self.curve.append([self.num_timesteps, mean, std])
+        self.episodes.append((returns, lengths))
         self.seconds += time.perf_counter() - start
         episodes = self.model.ep_info_buffer
         train_return = float(np.mean([episode["r"] for episode in episodes])) if episodes else None

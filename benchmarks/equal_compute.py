@@ -34,7 +34,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from rliable import plot_utils
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from benchmarks.common import (
@@ -42,6 +41,7 @@ from benchmarks.common import (
     EVAL_SEED_OFFSET,
     QuickDefault,
     add_quick_and_out_arguments,
+    evaluate_episodes,
     fresh_process_pool,
     machine_description,
     markdown_grid,
@@ -49,7 +49,7 @@ from benchmarks.common import (
     report_header,
 )
 from benchmarks.published import PUBLISHED, RL_ZOO3
-from benchmarks.runs import RUNS_ARCHIVE, RUNS_FOLDER, experiment_manager, pack_runs, restore_runs
+from benchmarks.runs import RUNS_ARCHIVE, RUNS_FOLDER, experiment_manager, pack_runs, restore_runs, write_zoo_files
 from benchmarks.statistics import iqm_curve, per_env_estimates, probability_of_improvement
 
 #: The algorithms (keys of :data:`benchmarks.runs.ALGORITHMS`), in table order
@@ -135,13 +135,6 @@ class CpuBudget(BaseCallback):
         self.eval_cpu += time.process_time() - started
 
 
-def evaluate_episodes(model: Any, env: VecEnv, n_episodes: int) -> tuple[list[float], list[int]]:
-    """Every episode's return and length of the model's deterministic policy (SB3's ``evaluate_policy``)."""
-    returns, lengths = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
-    assert isinstance(returns, list) and isinstance(lengths, list)
-    return [float(value) for value in returns], [int(value) for value in lengths]
-
-
 def execute(run: ComputeRun, out: Path) -> dict[str, Any]:
     """One run, in a process of its own: train until the CPU budget, store the result and rl-zoo3's files."""
     th.set_num_threads(1)
@@ -161,16 +154,14 @@ def execute(run: ComputeRun, out: Path) -> dict[str, Any]:
         eval_env.seed(run.seed + EVAL_SEED_OFFSET)
         budget = CpuBudget(eval_env, run.cpu_budget, run.eval_every, run.n_eval_episodes)
         model.learn(NO_STEP_LIMIT, callback=[*manager.callbacks, budget])
-        for monitor in Path(manager.save_path).glob("*.monitor.csv"):
-            (folder / monitor.name).write_bytes(monitor.read_bytes())
-    evaluations = budget.evaluations
-    np.savez(
-        folder / "evaluations.npz",
-        timesteps=np.array([evaluation["timesteps"] for evaluation in evaluations]),
-        results=np.array([evaluation["returns"] for evaluation in evaluations]),
-        ep_lengths=np.array([evaluation["lengths"] for evaluation in evaluations]),
-        cpu_seconds=np.array([evaluation["cpu_seconds"] for evaluation in evaluations]),
-    )
+        evaluations = budget.evaluations
+        write_zoo_files(
+            folder,
+            Path(manager.save_path),
+            [evaluation["timesteps"] for evaluation in evaluations],
+            [(evaluation["returns"], evaluation["lengths"]) for evaluation in evaluations],
+            cpu_seconds=np.array([evaluation["cpu_seconds"] for evaluation in evaluations]),
+        )
     result = {
         "run": asdict(run),
         "evaluations": evaluations,

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
 import rl_zoo3
 import torch as th
 import yaml
@@ -55,6 +56,8 @@ RUNS_ARCHIVE = "runs.tar.xz"
 
 #: What the archive keeps of the folder: the results and the logs (not a ``.json.partial`` of an interrupted run)
 ARCHIVED_SUFFIXES = (".json", ".log", ".npz", ".csv")
+#: The folder of ``runs/`` that holds the runs' files in rl-zoo3's formats and layout (:func:`zoo_folder`)
+ZOO_FOLDER = "zoo"
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,48 @@ def result_path(out_dir: Path, spec: RunSpec) -> Path:
     return out_dir / RUNS_FOLDER / spec.env_id / spec.algorithm / f"seed{spec.seed}.json"
 
 
+def zoo_folder(out_dir: Path, spec: RunSpec) -> Path:
+    """
+    Where a run's files in rl-zoo3's own formats are stored, in rl-zoo3's layout (``<algo>/<env>_<id>``, the seed as
+    the id) under ``runs/zoo/``: rl-zoo3's plotting scripts read them as they read its logs folder
+    (``python -m rl_zoo3.cli all_plots -f <out>/runs/zoo -a <algorithm> -e <env>``).
+
+    :param out_dir: The suite's output folder
+    :param spec: The run
+    """
+    return out_dir / RUNS_FOLDER / ZOO_FOLDER / spec.algorithm / f"{spec.env_id}_{spec.seed}"
+
+
+def write_zoo_files(
+    folder: Path,
+    monitors: Path,
+    timesteps: list[int],
+    episodes: list[tuple[list[float], list[int]]],
+    **extra: np.ndarray,
+) -> None:
+    """
+    Write a run's evaluations as rl-zoo3's ``EvalCallback`` does (``evaluations.npz``: ``timesteps``, ``results`` and
+    ``ep_lengths``, one row per evaluation, one column per episode) and copy rl-zoo3's monitor files of its training
+    episodes beside them.
+
+    :param folder: Where to write them
+    :param monitors: The folder of the run's ``*.monitor.csv`` files (the experiment manager's ``save_path``)
+    :param timesteps: The timesteps of each evaluation
+    :param episodes: Each evaluation's episodes: their returns and lengths
+    :param extra: More arrays to store beside them (one value per evaluation)
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for monitor in sorted(monitors.glob("*.monitor.csv")):
+        (folder / monitor.name).write_bytes(monitor.read_bytes())
+    arrays = {
+        "timesteps": np.array(timesteps),
+        "results": np.array([returns for returns, _ in episodes]),
+        "ep_lengths": np.array([lengths for _, lengths in episodes]),
+        **extra,
+    }
+    np.savez(folder / "evaluations.npz", **arrays)  # type: ignore[arg-type]  # numpy's stubs type **kwds as allow_pickle
+
+
 def load_result(path: Path) -> dict[str, Any] | None:
     """
     The result stored at ``path``.
@@ -300,14 +345,19 @@ def load_results(out_dir: Path, specs: Iterable[RunSpec]) -> list[dict[str, Any]
     return [json.loads(archived[name]) for name in names if name in archived]
 
 
-def train(model: BaseAlgorithm, eval_env: VecEnv, spec: RunSpec, callbacks: list[BaseCallback]) -> dict[str, Any]:
+def train(
+    model: BaseAlgorithm, eval_env: VecEnv, spec: RunSpec, callbacks: list[BaseCallback], zoo_files: Path, monitors: Path
+) -> dict[str, Any]:
     """
-    Train ``model`` for the run's budget, evaluating it before training, periodically, and at the end.
+    Train ``model`` for the run's budget, evaluating it before training, periodically, and at the end; write the
+    evaluations and the training episodes in rl-zoo3's formats (:func:`write_zoo_files`).
 
     :param model: The model, built by rl-zoo3 with its training envs
     :param eval_env: The evaluation env
     :param spec: The run
     :param callbacks: The callbacks that the hyperparameter file asks for
+    :param zoo_files: Where to write rl-zoo3's files
+    :param monitors: Where rl-zoo3's monitor files of the training envs are
     :return: The timesteps trained, the training rate (evaluations left out), the times, the learning curve and the
         training episodes' return and length at each evaluation
     """
@@ -315,6 +365,7 @@ def train(model: BaseAlgorithm, eval_env: VecEnv, spec: RunSpec, callbacks: list
     start = time.perf_counter()
     model.learn(spec.budget, callback=[*callbacks, evaluation])
     train_seconds = time.perf_counter() - start - evaluation.seconds
+    write_zoo_files(zoo_files, monitors, [int(point[0]) for point in evaluation.curve], evaluation.episodes)
     return {
         "timesteps": model.num_timesteps,
         "fps": model.num_timesteps / train_seconds,
@@ -343,16 +394,16 @@ def execute(spec: RunSpec, out_dir: Path) -> dict[str, Any]:
         path.with_suffix(".log").open("w") as log,
         contextlib.redirect_stdout(log),
         contextlib.redirect_stderr(log),
-        tempfile.TemporaryDirectory() as zoo_folder,
+        tempfile.TemporaryDirectory() as zoo_logs,
     ):
-        manager = experiment_manager(spec.algorithm, spec.env_id, spec.seed, spec.budget, zoo_folder, spec.device)
+        manager = experiment_manager(spec.algorithm, spec.env_id, spec.seed, spec.budget, zoo_logs, spec.device)
         experiment = manager.setup_experiment()
         assert experiment is not None
         model = experiment[0]
         if ALGORITHMS[spec.algorithm].learns:
             eval_env = manager.create_envs(1, eval_env=True)
             eval_env.seed(spec.seed + EVAL_SEED_OFFSET)
-            measured = train(model, eval_env, spec, manager.callbacks)
+            measured = train(model, eval_env, spec, manager.callbacks, zoo_folder(out_dir, spec), Path(manager.save_path))
         else:
             measured = step_without_learning(model, spec.budget)
     result = {

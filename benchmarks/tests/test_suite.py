@@ -5,7 +5,11 @@ files), the report's numbers on hand-made results, and the archive of the per-ru
 
 import json
 import math
+import os
+import pickle
 import shutil
+import subprocess
+import sys
 import tarfile
 from dataclasses import asdict
 from pathlib import Path
@@ -29,7 +33,7 @@ from benchmarks.report import (
     summary_rows,
     write_report,
 )
-from benchmarks.runs import ALGORITHMS, RUNS_ARCHIVE, RUNS_FOLDER, RunSpec, load_results, pack_runs, result_path
+from benchmarks.runs import ALGORITHMS, RUNS_ARCHIVE, RUNS_FOLDER, ZOO_FOLDER, RunSpec, load_results, pack_runs, result_path
 from benchmarks.suite import SUITE_ALGORITHMS, provenance
 from benchmarks.tests.outputs import assert_numbers, read_csv
 from sb3_vpg import VPG
@@ -94,6 +98,23 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
     assert "python -m benchmarks suite --quick" in markdown and "![CartPole-v1](learning_curves_CartPole-v1.png)" in markdown
     assert f"- Runs made on: 5 on {machine_description()} ({package_versions()})\n" in markdown
 
+    # The runs in rl-zoo3's formats and layout: rl-zoo3's own all_plots reads them, each run's last evaluation the same.
+    zoo = tmp_path / RUNS_FOLDER / ZOO_FOLDER
+    learners = [algorithm for algorithm in SUITE_ALGORITHMS if ALGORITHMS[algorithm].learns]
+    command = [sys.executable, "-m", "rl_zoo3.cli", "all_plots", "-a", *learners, "-e", "CartPole-v1"]
+    command += ["-f", str(zoo), "-l", "suite", "-o", str(tmp_path / "zoo"), "--no-display"]
+    subprocess.run(command, env={**os.environ, "MPLBACKEND": "Agg"}, capture_output=True, timeout=120, check=True)
+    with (tmp_path / "zoo.pkl").open("rb") as file:
+        plotted = pickle.load(file)["CartPole-v1"]
+    for algorithm in learners:
+        result = json.loads((tmp_path / RUNS_FOLDER / "CartPole-v1" / algorithm / "seed0.json").read_text())
+        evaluations = np.load(zoo / algorithm / "CartPole-v1_0" / "evaluations.npz")
+        assert evaluations["results"].shape == (len(result["curve"]), 2)  # --quick: 2 episodes per evaluation
+        assert [int(t) for t in evaluations["timesteps"]] == [point[0] for point in result["curve"]]
+        assert float(plotted[f"{algorithm.upper()}-suite"]["last_evals"]) == result["curve"][-1][1]
+        assert list((zoo / algorithm / "CartPole-v1_0").glob("*.monitor.csv"))
+    (tmp_path / "zoo.pkl").unlink()
+
     # Run again: every result is up to date, nothing runs, the stored results are kept.
     stored = {path: path.read_text() for path in (tmp_path / "runs").rglob("*.json")}
     assert len(stored) == len(SUITE_ALGORITHMS)
@@ -107,7 +128,7 @@ def test_tiny_benchmark_writes_well_formed_outputs(tmp_path: Path, capsys: pytes
         archived = {name: archive.extractfile(name).read() for name in archive.getnames()}  # type: ignore[union-attr]
     folder = (tmp_path / RUNS_FOLDER).rglob("*")
     in_folder = {path.relative_to(tmp_path).as_posix(): path.read_bytes() for path in folder if path.is_file()}
-    assert archived == in_folder and len(archived) == 2 * len(SUITE_ALGORITHMS)
+    assert archived == in_folder and sum(name.endswith(".json") for name in archived) == len(SUITE_ALGORITHMS)
     before = {name: (tmp_path / name).read_bytes() for name in REPORT_FILES}
     shutil.rmtree(tmp_path / RUNS_FOLDER)
     main([*TINY, "--out", str(tmp_path), "--report-only"])
