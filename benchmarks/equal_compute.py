@@ -32,7 +32,6 @@ import numpy as np
 import torch as th
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from rliable import plot_utils
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
@@ -50,7 +49,7 @@ from benchmarks.common import (
 )
 from benchmarks.published import PUBLISHED, RL_ZOO3
 from benchmarks.runs import RUNS_ARCHIVE, RUNS_FOLDER, experiment_manager, pack_runs, restore_runs, write_zoo_files
-from benchmarks.statistics import iqm_curve, per_env_estimates, probability_of_improvement
+from benchmarks.statistics import per_env_estimates, plot_iqm_curves, probability_of_improvement
 
 #: The algorithms (keys of :data:`benchmarks.runs.ALGORITHMS`), in table order
 ALGORITHMS = ["vpg-best", "a2c", "ppo", "a2c-default", "ppo-default"]
@@ -235,24 +234,17 @@ def plot_cpu_curves(path: Path, env_id: str, runs: dict[str, list[dict[str, Any]
     figure = Figure(figsize=(7, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    for index, (algorithm, mine) in enumerate(runs.items()):
-        length = min(len(result["evaluations"]) for result in mine)
-        returns = np.array([[np.mean(e["returns"]) for e in result["evaluations"][:length]] for result in mine])
-        minutes = np.array([e["checkpoint"] for e in mine[0]["evaluations"][:length]]) * mine[0]["run"]["eval_every"] / 60
-        points, intervals = iqm_curve(returns)
-        label = f"{algorithm} (seeds: {len(mine)})"
-        plot_utils.plot_sample_efficiency_curve(
-            minutes,
-            {label: points},
-            {label: intervals},
-            ax=axes,
-            colors={label: f"C{index}"},
-            xlabel="training CPU-minutes (process time, envs included)",
-            ylabel="mean return, deterministic evaluation",
-            labelsize="medium",
-            ticklabelsize="small",
-            marker="",
+    # The evaluations are at checkpoints 0, 1, 2, ... eval_every CPU-seconds apart, in every run alike.
+    length = min(len(result["evaluations"]) for mine in runs.values() for result in mine)
+    every = next(iter(runs.values()))[0]["run"]["eval_every"]
+    returns = {
+        f"{algorithm} (seeds: {len(mine)})": np.array(
+            [[np.mean(e["returns"]) for e in result["evaluations"][:length]] for result in mine]
         )
+        for algorithm, mine in runs.items()
+    }
+    minutes = np.arange(length) * every / 60
+    plot_iqm_curves(axes, minutes, returns, xlabel="training CPU-minutes (process time, envs included)")
     axes.set_title(f"{env_id}: IQM over seeds against CPU time, 95% CI")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")

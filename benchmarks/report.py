@@ -13,13 +13,12 @@ import gymnasium as gym
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from rliable import plot_utils
 
 from benchmarks import common
 from benchmarks.aggregate import write_aggregate
 from benchmarks.common import HOLD_WINDOW, markdown_grid, write_csv
 from benchmarks.published import PUBLISHED, published_table
-from benchmarks.statistics import Estimate, iqm_curve, per_env_estimates
+from benchmarks.statistics import Estimate, per_env_estimates, plot_iqm_curves
 
 #: Points of the common timestep grid on which the seeds' learning curves are interpolated for the plots
 CURVE_POINTS = 21
@@ -281,21 +280,7 @@ def plot_learning_curves(path: Path, env_id: str, results: list[dict[str, Any]],
         )
         for algorithm, curves in curves_of.items()
     }
-    for label, matrix in returns.items():
-        points, intervals = iqm_curve(matrix)
-        plot_utils.plot_sample_efficiency_curve(
-            grid,
-            {label: points},
-            {label: intervals},
-            ax=axes,
-            color_palette=None,
-            colors={label: f"C{list(returns).index(label)}"},
-            xlabel="timesteps",
-            ylabel="mean return, deterministic evaluation",
-            labelsize="medium",
-            ticklabelsize="small",
-            marker="",
-        )
+    plot_iqm_curves(axes, grid, returns, xlabel="timesteps")
     threshold = reward_threshold(env_id)
     if threshold is not None:
         axes.axhline(threshold, color="gray", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")

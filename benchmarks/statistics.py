@@ -15,9 +15,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from matplotlib.axes import Axes
 from rl_zoo3.plots.score_normalization import ReferenceScore
 from rliable import library as rly
-from rliable import metrics
+from rliable import metrics, plot_utils
 from scipy.stats import trim_mean
 
 #: The size of every interval
@@ -126,6 +127,32 @@ def iqm_curve(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     points, intervals = _bootstrap({"curve": np.asarray(returns, dtype=np.float64)}, lambda m: trim_mean(m, 0.25, axis=0))
     return points["curve"], intervals["curve"]
+
+
+def plot_iqm_curves(axes: Axes, x: np.ndarray, returns: Mapping[str, np.ndarray], xlabel: str) -> None:
+    """
+    Draw each learning curve's IQM over runs with its interval at each point (:func:`iqm_curve`) with rliable's
+    sample-efficiency plot, one colour per curve in matplotlib's cycle.
+
+    :param axes: Where to draw
+    :param x: The points' positions
+    :param returns: Per legend label, a (runs × points) matrix of returns
+    :param xlabel: The x axis's label
+    """
+    for index, (label, matrix) in enumerate(returns.items()):
+        points, intervals = iqm_curve(matrix)
+        plot_utils.plot_sample_efficiency_curve(
+            x,
+            {label: points},
+            {label: intervals},
+            ax=axes,
+            colors={label: f"C{index}"},
+            xlabel=xlabel,
+            ylabel="mean return, deterministic evaluation",
+            labelsize="medium",
+            ticklabelsize="small",
+            marker="",
+        )
 
 
 def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> Estimate:
