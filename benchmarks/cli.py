@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "pong": "VPG on Pong with CnnPolicy against PPO with rl-zoo3's Atari settings: fps, memory, the buffer's share",
     "scale-out": "data-parallel VPG on 1 and 2 ranks (torchrun): learning curves per sample and per second, speed",
     "equal-compute": "VPG, A2C and PPO (rl-zoo3's entries and SB3's defaults) given the same CPU-minutes per run",
+    "reports": "every report made from committed runs (suite, scale-out, equal-compute), rebuilt from them",
 }
 
 
