@@ -16,7 +16,7 @@ import os
 import platform
 import resource
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -105,6 +105,23 @@ def add_quick_and_out_arguments(parser: argparse.ArgumentParser, what: str, fold
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {what}")
     default = QuickDefault(Path(f"{folder}-results"), Path(f"{folder}-quick"))
     parser.add_argument("--out", type=Path, default=default, help="output folder (default: %(default)s)")
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """
+    An ``argparse`` type: an integer no smaller than ``minimum``, else an error that says so.
+
+    :param minimum: The smallest value allowed
+    """
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, not {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # argparse names the type so in its message for a non-integer
+    return parse
 
 
 def add_seed_argument(parser: argparse.ArgumentParser, of: str = "the envs and the model") -> None:

@@ -25,6 +25,7 @@ from benchmarks.common import (
     QuickDefault,
     add_env_arguments,
     add_quick_and_out_arguments,
+    at_least,
     fresh_process_pool,
     report_header,
 )
@@ -99,11 +100,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--algorithms", nargs="+", default=list(SUITE_ALGORITHMS), choices=list(ALGORITHMS), help="default: %(default)s"
     )
     parser.add_argument(
-        "--seeds", type=int, default=QuickDefault(5, 2), help="seeds per algorithm and env (default: %(default)s)"
+        "--seeds", type=at_least(1), default=QuickDefault(5, 2), help="seeds per algorithm and env (default: %(default)s)"
     )
     parser.add_argument(
         "--first-seed",
-        type=int,
+        type=at_least(0),
         default=0,
         help="the first seed: seeds first, first + 1, ... (default: 0; 100 for seeds no tuning used)",
     )

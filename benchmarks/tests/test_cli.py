@@ -93,3 +93,19 @@ def test_update_cost_times_the_updates_and_measures_their_memory(tmp_path) -> No
     times = read_csv(tmp_path / "update_times.csv", columns)
     assert len(times) == 40  # every 10 steps, and at the budget, 399
     assert (tmp_path / "update-time.md").is_file() and (tmp_path / "update-memory.md").is_file()
+
+
+def test_suite_seeds_from_first_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--first-seed 100 --seeds 2`` runs seeds 100 and 101; a negative first seed or no seed is refused, named."""
+    from benchmarks.suite import env_settings, run_specs
+
+    args = parse_args(["suite", "--envs", "CartPole-v1", "--algorithms", "vpg-plain", "--first-seed", "100", "--seeds", "2"])
+    specs = run_specs(args.algorithms, env_settings(args), args.seeds, args.eval_episodes, args.device, args.first_seed)
+    assert [spec.seed for spec in specs] == [100, 101]
+    for option, value, message in (
+        ("--first-seed", "-1", "must be an integer >= 0, not -1"),
+        ("--seeds", "0", "must be an integer >= 1, not 0"),
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(["suite", option, value])
+        assert f"argument {option}: {message}" in capsys.readouterr().err
