@@ -105,7 +105,7 @@ def plot_profiles(path: Path, scores: dict[str, np.ndarray]) -> None:
     figure.savefig(path)
 
 
-def write_aggregate(out_dir: Path, results: list[dict[str, Any]], algorithms: list[str], header: str) -> bool:
+def write_aggregate(out_dir: Path, results: list[dict[str, Any]], algorithms: list[str], header: str) -> None:
     """
     Write ``aggregate.md`` and ``aggregate_profiles.png`` when at least two envs of the results have a reference.
 
@@ -113,13 +113,12 @@ def write_aggregate(out_dir: Path, results: list[dict[str, Any]], algorithms: li
     :param results: The suite's results
     :param algorithms: The algorithms, in table order; the first is compared with each of the others
     :param header: Markdown put before the tables
-    :return: Whether anything was written
     """
     env_references = references(list(dict.fromkeys(result["spec"]["env_id"] for result in results)))
     scores, env_ids = score_matrices(results, algorithms, env_references)
     scores = {algorithm: matrix for algorithm, matrix in scores.items() if matrix.size}
     if len(env_ids) < 2 or not scores:
-        return False
+        return
     normalisation = [
         [reference.env_id, f"{reference.min:.1f}", f"{reference.max:.1f}"] for reference in env_references.values()
     ]
@@ -147,4 +146,3 @@ def write_aggregate(out_dir: Path, results: list[dict[str, Any]], algorithms: li
         "![Performance profiles](aggregate_profiles.png)",
     ]
     (out_dir / "aggregate.md").write_text("\n\n".join(text) + "\n")
-    return True

@@ -1,12 +1,13 @@
 """The reports' statistics (rliable's, :mod:`benchmarks.statistics`) and the aggregate over envs, against numbers by hand."""
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from rl_zoo3.plots.score_normalization import ReferenceScore
 
-from benchmarks.aggregate import score_matrices
+from benchmarks.aggregate import score_matrices, write_aggregate
 from benchmarks.statistics import (
     Estimate,
     iqm_curve,
@@ -115,3 +116,20 @@ def test_an_interval_depends_on_its_own_runs_only() -> None:
     beside = per_env_estimates({"b": [3.0, 4.0], "a": [9.0, 7.0, 5.0, 2.0, 1.0]})["a"]
     assert alone == beside
     assert all(np.array_equal(x, y) for x, y in zip(np.random.get_state(), state, strict=True))
+
+
+def test_aggregate_report_over_two_mujoco_envs(tmp_path: Path) -> None:
+    """
+    Hopper and Walker2d (short random episodes): the normalisation table, one row per algorithm with its runs per env,
+    the probability of improvement of the first over the second, the profiles' PNG; one env alone writes nothing.
+    """
+    results = [_result("A", env_id, seed, 1000.0 + seed) for env_id in ("Hopper-v5", "Walker2d-v5") for seed in range(5)]
+    results += [_result("B", env_id, 0, 10.0) for env_id in ("Hopper-v5", "Walker2d-v5")]
+    write_aggregate(tmp_path, results, ["A", "B"], "# header\n")
+    text = (tmp_path / "aggregate.md").read_text()
+    assert "| Hopper-v5 |" in text and "| Walker2d-v5 | " in text and "| 2410.4 |" in text and "| 3478.8 |" in text
+    assert "| A | 5 |" in text and "| B | 1 |" in text and "| P(A > B) | 1.00 (1 run) |" in text
+    assert (tmp_path / "aggregate_profiles.png").read_bytes().startswith(b"\x89PNG")
+    (tmp_path / "alone").mkdir()
+    write_aggregate(tmp_path / "alone", results[:5], ["A"], "# header\n")
+    assert not list((tmp_path / "alone").iterdir())
