@@ -335,11 +335,15 @@ def test_a_rank_that_dies_ends_the_job_naming_it(tmp_path: Path) -> None:
     Rank 1 is killed (SIGKILL) after its 3rd update: the job ends with a non-zero status, torchrun naming rank 1 and
     the signal, and rank 0 saying which collective it could not complete, with 2 processes and with 2 "nodes".
     """
-    result = run_torchrun(2, "die", tmp_path)
+    # torchrun tears the other workers down at its first look after a worker dies (every 0.1 s by default), which on
+    # a loaded machine can come before rank 0 has met the dead rank at its next collective (a few milliseconds of
+    # work here): looking every 5 s leaves rank 0 that long to fail, and say so, first.
+    monitor = "--monitor-interval=5"
+    result = run_torchrun(2, "die", tmp_path, monitor)
     assert result.returncode != 0
     assert "rank      : 1 (local_rank: 1)" in result.stdout and "Signal 9 (SIGKILL)" in result.stdout
     assert "CollectiveError: Rank 0 of 2:" in result.stdout
-    nodes = run_two_agents("die", tmp_path)
+    nodes = run_two_agents("die", tmp_path, monitor)
     assert all(agent.returncode != 0 for agent in nodes)
     output = "".join(agent.stdout for agent in nodes)
     assert "Signal 9 (SIGKILL)" in output and "CollectiveError: Rank 0 of 2:" in output
