@@ -1,8 +1,9 @@
 """
 ``python -m benchmarks reports``: the committed reports are what the committed runs give. From a copy of each
 folder's archive alone (as a clone has it), the rebuilt report equals the committed one but for the lines that say
-when, where and with which versions it was written. The MuJoCo report takes the same path as the other suite reports
-(and two minutes, most of them measuring the random policy), so it is left to the command itself.
+when, where and with which versions it was written. The two MuJoCo reports (seeds 0 to 4 and 100 to 104) take the same
+path as the other suite reports (and two minutes each, most of them measuring the random policy), so they are left to
+the command itself.
 """
 
 import shutil
