@@ -11,6 +11,8 @@ import argparse
 
 from benchmarks import cli
 
+#: The MuJoCo envs of both MuJoCo reports
+MUJOCO_ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Swimmer-v5", "InvertedDoublePendulum-v5", "Ant-v5")
 #: The reports, by their folder in ``benchmarks/results``: the subcommand and the options they were made with
 REPORTS: dict[str, list[str]] = {
     "classic-control": ["suite", "--seeds", "5"],
@@ -32,7 +34,7 @@ REPORTS: dict[str, list[str]] = {
     "mujoco": [
         "suite",
         "--envs",
-        *("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Swimmer-v5", "InvertedDoublePendulum-v5", "Ant-v5"),
+        *MUJOCO_ENVS,
         "--algorithms",
         "vpg-best",
         "vpg-plain",
@@ -44,7 +46,7 @@ REPORTS: dict[str, list[str]] = {
     "mujoco-fresh": [
         "suite",
         "--envs",
-        *("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Swimmer-v5", "InvertedDoublePendulum-v5", "Ant-v5"),
+        *MUJOCO_ENVS,
         "--algorithms",
         "vpg-best",
         "a2c",
