@@ -107,7 +107,8 @@ def plot_profiles(path: Path, scores: dict[str, np.ndarray]) -> None:
 
 def write_aggregate(out_dir: Path, results: list[dict[str, Any]], algorithms: list[str], header: str) -> None:
     """
-    Write ``aggregate.md`` and ``aggregate_profiles.png`` when at least two envs of the results have a reference.
+    Write ``aggregate.md`` and ``aggregate_profiles.png`` when an env of the results has a reference and a run of every
+    algorithm with runs on such envs; else remove them, so that a rebuilt report never keeps a stale aggregate.
 
     :param out_dir: The output folder
     :param results: The suite's results
@@ -117,7 +118,9 @@ def write_aggregate(out_dir: Path, results: list[dict[str, Any]], algorithms: li
     env_references = references(list(dict.fromkeys(result["spec"]["env_id"] for result in results)))
     scores, env_ids = score_matrices(results, algorithms, env_references)
     scores = {algorithm: matrix for algorithm, matrix in scores.items() if matrix.size}
-    if len(env_ids) < 2 or not scores:
+    if not env_ids or not scores:
+        for name in ("aggregate.md", "aggregate_profiles.png"):
+            (out_dir / name).unlink(missing_ok=True)
         return
     normalisation = [
         [reference.env_id, f"{reference.min:.1f}", f"{reference.max:.1f}"] for reference in env_references.values()
@@ -137,7 +140,8 @@ def write_aggregate(out_dir: Path, results: list[dict[str, Any]], algorithms: li
         f"Final returns normalised per env: 0 is the uniform random policy's mean return ({RANDOM_EPISODES} episodes, "
         "measured here on the -v5 env), 1 is rl-zoo3's published PPO return (its benchmark: -v3, 1M steps, one run).",
         markdown_grid(["Env", "Random policy (0)", "rl-zoo3's PPO (1)"], normalisation),
-        f"Over the {len(env_ids)} envs where every algorithm has runs ({', '.join(env_ids)}); 95% stratified-bootstrap "
+        f"Over the {f'{len(env_ids)} envs' if len(env_ids) > 1 else 'env'} where every algorithm has runs "
+        f"({', '.join(env_ids)}); 95% stratified-bootstrap "
         "intervals (rliable). An algorithm with more seeds on some envs keeps its lowest seeds, as many on each env.",
         markdown_grid(["Algorithm", "Runs per env", "IQM [95% CI]", "Mean [95% CI]"], aggregate),
         "The probability that a run of the first scores more than a run of the second on an env (ties a half), "

@@ -121,7 +121,8 @@ def test_an_interval_depends_on_its_own_runs_only() -> None:
 def test_aggregate_report_over_two_mujoco_envs(tmp_path: Path) -> None:
     """
     Hopper and Walker2d (short random episodes): the normalisation table, one row per algorithm with its runs per env,
-    the probability of improvement of the first over the second, the profiles' PNG; one env alone writes nothing.
+    the probability of improvement of the first over the second, the profiles' PNG; one env gives the same over it
+    alone; no env with a reference writes nothing and removes what an earlier build wrote.
     """
     results = [_result("A", env_id, seed, 1000.0 + seed) for env_id in ("Hopper-v5", "Walker2d-v5") for seed in range(5)]
     results += [_result("B", env_id, 0, 10.0) for env_id in ("Hopper-v5", "Walker2d-v5")]
@@ -130,6 +131,10 @@ def test_aggregate_report_over_two_mujoco_envs(tmp_path: Path) -> None:
     assert "| Hopper-v5 |" in text and "| Walker2d-v5 | " in text and "| 2410.4 |" in text and "| 3478.8 |" in text
     assert "| A | 5 |" in text and "| B | 1 |" in text and "| P(A > B) | 1.00 (1 run) |" in text
     assert (tmp_path / "aggregate_profiles.png").read_bytes().startswith(b"\x89PNG")
-    (tmp_path / "alone").mkdir()
-    write_aggregate(tmp_path / "alone", results[:5], ["A"], "# header\n")
-    assert not list((tmp_path / "alone").iterdir())
+    assert "Over the 2 envs where every algorithm has runs (Hopper-v5, Walker2d-v5)" in text
+    write_aggregate(tmp_path, results[:5] + results[10:11], ["A", "B"], "# header\n")
+    text = (tmp_path / "aggregate.md").read_text()
+    assert "Over the env where every algorithm has runs (Hopper-v5)" in text and "| Walker2d-v5 |" not in text
+    assert "| A | 5 |" in text and "| P(A > B) | 1.00 (1 run) |" in text
+    write_aggregate(tmp_path, [_result("A", "CartPole-v1", 0, 500.0)], ["A"], "# header\n")
+    assert not list(tmp_path.iterdir())
