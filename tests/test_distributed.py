@@ -12,6 +12,7 @@ rank that dies or stalls ends the job with an error that says which and why; a w
 """
 
 import concurrent.futures
+import contextlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ import torch as th
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 
 from sb3_vpg import VPG, distributed
+from tests.distributed_worker import STOPPED_PID
 from tests.given_episodes import CASES, LEARNING_RATE, Case, episodes, fill, make_model, update
 from tests.rounding import TermMagnitudes, assert_within, gamma
 
@@ -100,7 +102,7 @@ def run_two_agents(
             env=_environment(**environment),
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # each agent and its workers, one process group, killed together
+            start_new_session=True,  # the agent in a group of its own (its workers are in sessions of their own)
         )
         for log in logs
     ]
@@ -356,18 +358,25 @@ def test_a_stalled_rank_makes_the_others_fail_after_the_timeout(tmp_path: Path) 
     job ends non-zero, with 2 processes (torchrun then stops rank 1, within its own 30 s grace) and with 2 "nodes" (the
     two jobs run at once).
     """
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        start = time.monotonic()
-        processes = pool.submit(run_torchrun, 2, "stall", tmp_path / "processes")
-        # On 2 agents, the agent of rank 0 ends with its error. The other waits for its stopped worker: torchrun's
-        # agents do not watch each other once the rendezvous is over, so it ends by itself only when the agent that
-        # ended held the rendezvous store (else the cluster's job control stops it: the docs say so). It gets 5 s.
-        nodes = pool.submit(run_two_agents, "stall", tmp_path / "nodes", settle=5)
-        result = processes.result()
-        assert result.returncode != 0
-        assert "CollectiveError: Rank 0 of 2:" in result.stdout and "within 3 s" in result.stdout
-        assert time.monotonic() - start >= 3
-        agents = nodes.result()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            start = time.monotonic()
+            processes = pool.submit(run_torchrun, 2, "stall", tmp_path / "processes")
+            # On 2 agents, the agent of rank 0 ends with its error. The other waits for its stopped worker: torchrun's
+            # agents do not watch each other once the rendezvous is over, so it ends by itself only when the agent
+            # that ended held the rendezvous store (else the cluster's job control stops it: the docs say so). It
+            # gets 5 s.
+            nodes = pool.submit(run_two_agents, "stall", tmp_path / "nodes", settle=5)
+            result = processes.result()
+            assert result.returncode != 0
+            assert "CollectiveError: Rank 0 of 2:" in result.stdout and "within 3 s" in result.stdout
+            assert time.monotonic() - start >= 3
+            agents = nodes.result()
+    finally:
+        # torchrun starts each worker in a session of its own, and an agent that ends leaves a stopped worker behind
+        for pid_file in tmp_path.glob(f"*/{STOPPED_PID}"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
     waited = [agent for agent in agents if agent.returncode is not None and "CollectiveError: Rank 0 of 2:" in agent.stdout]
     assert len(waited) == 1 and waited[0].returncode != 0 and "within 3 s" in waited[0].stdout
     assert all(agent.returncode != 0 for agent in agents)
