@@ -375,11 +375,21 @@ def test_a_stalled_rank_makes_the_others_fail_after_the_timeout(tmp_path: Path) 
     finally:
         # torchrun starts each worker in a session of its own, and an agent that ends leaves a stopped worker behind
         for pid_file in tmp_path.glob(f"*/{STOPPED_PID}"):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            kill_if_still_the_worker(int(pid_file.read_text()), pid_file.parent)
     waited = [agent for agent in agents if agent.returncode is not None and "CollectiveError: Rank 0 of 2:" in agent.stdout]
     assert len(waited) == 1 and waited[0].returncode != 0 and "within 3 s" in waited[0].stdout
     assert all(agent.returncode != 0 for agent in agents)
+
+
+def kill_if_still_the_worker(pid: int, output: Path) -> None:
+    """SIGKILL process ``pid`` if it is still a worker writing to ``output`` (not a process that got its id since)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # it has ended
+        return
+    if str(output).encode() in command:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def assert_resumed_from_the_checkpoint(output: Path, world_size: int) -> None:
