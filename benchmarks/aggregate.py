@@ -5,6 +5,7 @@ runs and envs with 95% stratified-bootstrap intervals, the probability of improv
 of the others, and performance profiles, all from rliable (:mod:`benchmarks.statistics`).
 """
 
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +48,18 @@ def references(env_ids: list[str]) -> dict[str, ReferenceScore]:
 
 def score_matrices(
     results: list[dict[str, Any]], algorithms: list[str], references: dict[str, ReferenceScore]
-) -> tuple[dict[str, np.ndarray], list[str]]:
+) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
     """
-    Per algorithm, the (runs × envs) matrix of normalised final returns on the envs where every algorithm has a run;
-    an algorithm with more runs on some envs than on others keeps its lowest seeds, as many on each env as on its
-    env with the fewest (the stratified bootstrap needs as many runs on every env).
+    Per algorithm, the (runs × envs) matrix of normalised final returns. The stratified bootstrap needs as many runs
+    of an algorithm on every env, so an algorithm keeps its lowest seeds, as many on each env as on its env with the
+    fewest; the envs are those, among the envs where every algorithm has a run, that keep the most runs in all (ties
+    go to fewer envs, then to the references' order). So an env whose cell is still filling (one run of five in, say)
+    waits instead of cutting an algorithm's runs on every other env, and a new run never lowers the runs kept.
 
     :param results: The suite's results
     :param algorithms: The algorithms; those without a run on a reference env are left out
     :param references: Each env's normalisation
-    :return: The matrices, and the envs of their columns
+    :return: The matrices, the envs of their columns, and the envs where every algorithm has a run that wait
     """
     finals: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for result in results:
@@ -64,7 +67,11 @@ def score_matrices(
         if key[1] in references and result["curve"]:
             finals.setdefault(key, []).append((result["spec"]["seed"], result["curve"][-1][1]))
     present = [algorithm for algorithm in algorithms if any(key[0] == algorithm for key in finals)]
-    env_ids = [env_id for env_id in references if all((algorithm, env_id) in finals for algorithm in present)]
+    common = [env_id for env_id in references if all((algorithm, env_id) in finals for algorithm in present)]
+    env_ids = max(
+        (list(subset) for size in range(len(common) + 1) for subset in combinations(common, size)),
+        key=lambda subset: kept_runs(finals, present, subset),
+    )
     matrices = {}
     for algorithm in present:
         runs = min(len(finals[algorithm, env_id]) for env_id in env_ids) if env_ids else 0
@@ -73,7 +80,21 @@ def score_matrices(
             for env_id in env_ids
         ]
         matrices[algorithm] = np.stack(columns, axis=1) if columns else np.empty((0, 0))
-    return matrices, env_ids
+    return matrices, env_ids, [env_id for env_id in common if env_id not in env_ids]
+
+
+def kept_runs(finals: dict[tuple[str, str], list[tuple[int, float]]], algorithms: list[str], env_ids: list[str]) -> int:
+    """
+    How many runs the aggregate over ``env_ids`` keeps: per algorithm, as many per env as on its env with the fewest.
+
+    :param finals: Per (algorithm, env), its runs
+    :param algorithms: The algorithms
+    :param env_ids: The envs
+    :return: The runs kept, over all algorithms and envs
+    """
+    if not env_ids:
+        return 0
+    return sum(min(len(finals[algorithm, env_id]) for env_id in env_ids) * len(env_ids) for algorithm in algorithms)
 
 
 def plot_profiles(path: Path, scores: dict[str, np.ndarray]) -> None:
@@ -116,7 +137,7 @@ def write_aggregate(out_dir: Path, results: list[dict[str, Any]], algorithms: li
     :param header: Markdown put before the tables
     """
     env_references = references(list(dict.fromkeys(result["spec"]["env_id"] for result in results)))
-    scores, env_ids = score_matrices(results, algorithms, env_references)
+    scores, env_ids, waiting = score_matrices(results, algorithms, env_references)
     scores = {algorithm: matrix for algorithm, matrix in scores.items() if matrix.size}
     if not env_ids or not scores:
         for name in ("aggregate.md", "aggregate_profiles.png"):
@@ -142,7 +163,13 @@ def write_aggregate(out_dir: Path, results: list[dict[str, Any]], algorithms: li
         markdown_grid(["Env", "Random policy (0)", "rl-zoo3's PPO (1)"], normalisation),
         f"Over the {f'{len(env_ids)} envs' if len(env_ids) > 1 else 'env'} where every algorithm has runs "
         f"({', '.join(env_ids)}); 95% stratified-bootstrap "
-        "intervals (rliable). An algorithm with more seeds on some envs keeps its lowest seeds, as many on each env.",
+        "intervals (rliable). An algorithm with more seeds on some envs keeps its lowest seeds, as many on each env"
+        + (
+            f"; {', '.join(waiting)} wait{'s' * (len(waiting) == 1)} for more runs: the envs taken are those that "
+            "keep the most runs in all."
+            if waiting
+            else "."
+        ),
         markdown_grid(["Algorithm", "Runs per env", "IQM [95% CI]", "Mean [95% CI]"], aggregate),
         "The probability that a run of the first scores more than a run of the second on an env (ties a half), "
         "averaged over the envs:",

@@ -103,10 +103,32 @@ def test_score_matrices_keep_the_common_envs_and_the_lowest_seeds() -> None:
         _result("B", "F", 0, 7.0),
         _result("C", "E", 0, 8.0),
     ]
-    matrices, env_ids = score_matrices(results, ["A", "B"], references)
-    assert env_ids == ["E", "F"]
+    matrices, env_ids, waiting = score_matrices(results, ["A", "B"], references)
+    assert (env_ids, waiting) == (["E", "F"], [])
     np.testing.assert_array_equal(matrices["A"], [[0.1, 0.3], [0.2, 0.4]])
     np.testing.assert_array_equal(matrices["B"], [[0.6, 0.7]])
+
+
+def test_an_env_still_filling_waits() -> None:
+    """
+    A and B have 5 runs on E and F; on G, A has 5 and B 1. With G: 5 × 3 + 1 × 3 = 18 runs kept, without it 5 × 2 +
+    5 × 2 = 20, so G waits. With B's 2nd run on G: 15 + 6 = 21 > 20, and B keeps seeds 0 and 1 on every env. A tie (B
+    with 4 runs on E and F, 1 on G: 15 + 3 = 18 = 10 + 8) goes to the fewer envs.
+    """
+    references = {name: ReferenceScore(name, 0.0, 10.0) for name in ("E", "F", "G")}
+    full = [_result(algorithm, env, seed, float(seed)) for algorithm in "AB" for env in "EF" for seed in range(5)]
+    a_on_g = [_result("A", "G", seed, float(seed)) for seed in range(5)]
+    matrices, env_ids, waiting = score_matrices(full + a_on_g + [_result("B", "G", 0, 9.0)], ["A", "B"], references)
+    assert (env_ids, waiting) == (["E", "F"], ["G"])
+    assert matrices["A"].shape == matrices["B"].shape == (5, 2)
+    two_on_g = full + a_on_g + [_result("B", "G", 0, 9.0), _result("B", "G", 1, 8.0)]
+    matrices, env_ids, waiting = score_matrices(two_on_g, ["A", "B"], references)
+    assert (env_ids, waiting) == (["E", "F", "G"], [])
+    assert matrices["A"].shape == (5, 3)
+    np.testing.assert_array_equal(matrices["B"], [[0.0, 0.0, 0.9], [0.1, 0.1, 0.8]])
+    tie = [result for result in full if not (result["spec"]["algorithm"] == "B" and result["spec"]["seed"] == 4)]
+    _, env_ids, waiting = score_matrices(tie + a_on_g + [_result("B", "G", 0, 9.0)], ["A", "B"], references)
+    assert (env_ids, waiting) == (["E", "F"], ["G"])
 
 
 def test_an_interval_depends_on_its_own_runs_only() -> None:
@@ -122,7 +144,8 @@ def test_aggregate_report_over_two_mujoco_envs(tmp_path: Path) -> None:
     """
     Hopper and Walker2d (short random episodes): the normalisation table, one row per algorithm with its runs per env,
     the probability of improvement of the first over the second, the profiles' PNG; one env gives the same over it
-    alone; no env with a reference writes nothing and removes what an earlier build wrote.
+    alone; an env still filling is named as waiting; no env with a reference writes nothing and removes what an
+    earlier build wrote.
     """
     results = [_result("A", env_id, seed, 1000.0 + seed) for env_id in ("Hopper-v5", "Walker2d-v5") for seed in range(5)]
     results += [_result("B", env_id, 0, 10.0) for env_id in ("Hopper-v5", "Walker2d-v5")]
@@ -136,5 +159,11 @@ def test_aggregate_report_over_two_mujoco_envs(tmp_path: Path) -> None:
     text = (tmp_path / "aggregate.md").read_text()
     assert "Over the env where every algorithm has runs (Hopper-v5)" in text and "| Walker2d-v5 |" not in text
     assert "| A | 5 |" in text and "| P(A > B) | 1.00 (1 run) |" in text
+    filling = [_result(name, "Hopper-v5", seed, 1000.0) for name in "ABC" for seed in range(5)]
+    filling += [_result(name, "Walker2d-v5", 0, 10.0) for name in "BC"] + results[5:10]
+    write_aggregate(tmp_path, filling, ["A", "B", "C"], "# header\n")  # Walker2d: 5 + 1 + 1 runs × 2 envs < 15 × 1
+    text = (tmp_path / "aggregate.md").read_text()
+    assert "Over the env where every algorithm has runs (Hopper-v5)" in text and "| C | 5 |" in text
+    assert "; Walker2d-v5 waits for more runs: the envs taken are those that keep the most runs in all." in text
     write_aggregate(tmp_path, [_result("A", "CartPole-v1", 0, 500.0)], ["A"], "# header\n")
     assert not list(tmp_path.iterdir())
