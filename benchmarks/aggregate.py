@@ -70,11 +70,11 @@ def score_matrices(
     common = [env_id for env_id in references if all((algorithm, env_id) in finals for algorithm in present)]
     env_ids = max(
         (list(subset) for size in range(len(common) + 1) for subset in combinations(common, size)),
-        key=lambda subset: kept_runs(finals, present, subset),
+        key=lambda subset: sum(runs_per_env(finals, algorithm, subset) * len(subset) for algorithm in present),
     )
     matrices = {}
     for algorithm in present:
-        runs = min(len(finals[algorithm, env_id]) for env_id in env_ids) if env_ids else 0
+        runs = runs_per_env(finals, algorithm, env_ids)
         columns = [
             normalised(np.array([value for _, value in sorted(finals[algorithm, env_id])[:runs]]), references[env_id])
             for env_id in env_ids
@@ -83,18 +83,17 @@ def score_matrices(
     return matrices, env_ids, [env_id for env_id in common if env_id not in env_ids]
 
 
-def kept_runs(finals: dict[tuple[str, str], list[tuple[int, float]]], algorithms: list[str], env_ids: list[str]) -> int:
+def runs_per_env(finals: dict[tuple[str, str], list[tuple[int, float]]], algorithm: str, env_ids: list[str]) -> int:
     """
-    How many runs the aggregate over ``env_ids`` keeps: per algorithm, as many per env as on its env with the fewest.
+    How many runs of an algorithm the aggregate over ``env_ids`` keeps on each env: as many as on its env with the
+    fewest (none without envs).
 
     :param finals: Per (algorithm, env), its runs
-    :param algorithms: The algorithms
+    :param algorithm: The algorithm
     :param env_ids: The envs
-    :return: The runs kept, over all algorithms and envs
+    :return: Its runs per env
     """
-    if not env_ids:
-        return 0
-    return sum(min(len(finals[algorithm, env_id]) for env_id in env_ids) * len(env_ids) for algorithm in algorithms)
+    return min((len(finals[algorithm, env_id]) for env_id in env_ids), default=0)
 
 
 def plot_profiles(path: Path, scores: dict[str, np.ndarray]) -> None:
