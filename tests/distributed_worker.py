@@ -9,6 +9,7 @@ file per rank (and case); the test process compares them with one process's resu
   (``train-cuda``: on the GPUs, NCCL).
 - ``die``, ``stall``: rank 1 is killed, or stopped, mid-training.
 - ``resume``: ``examples/distributed_training.py``, rank 1 killed in the first attempt; what each attempt trained.
+- ``hang``: each rank writes its process id (``hang-RANK.pid``) and sleeps: a job that only its bound ends.
 """
 
 import importlib.util
@@ -17,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +137,12 @@ def stall(output: Path) -> None:
     counting_model(collective_timeout=3.0).learn(10_000, callback=stop)
 
 
+def hang(output: Path) -> None:
+    """Each rank writes its process id, then sleeps for an hour."""
+    (output / f"hang-{distributed.rank()}.pid").write_text(str(os.getpid()))
+    time.sleep(3600)
+
+
 class RecordBatches(BaseCallback):
     """
     Appends to a file the update count each run of the job starts from, and each batch this rank is about to train (at
@@ -204,6 +212,7 @@ COMMANDS = {
     "die": die,
     "stall": stall,
     "resume": resume,
+    "hang": hang,
 }
 
 

@@ -8,7 +8,7 @@ every estimator, Box, Discrete and Dict observations, SGD and Adam, a clipped gr
 After ``learn()`` the ranks hold the same parameters, bit for bit, and VecNormalize statistics of all their samples. A
 rank that dies or stalls ends the job with an error that says which and why; a worker killed under torchrun's
 ``--max-restarts`` resumes the job from its last checkpoint; with 2 processes on one torchrun agent and with 2 agents
-("nodes") on this machine.
+("nodes") on this machine. A job that outlasts its bound fails its test and is killed with its workers.
 """
 
 import concurrent.futures
@@ -48,20 +48,35 @@ def _environment(**more: str) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY), "GLOO_SOCKET_IFNAME": "lo", **more}
 
 
-def run_torchrun(nproc: int, command: str, output: Path, *options: str) -> subprocess.CompletedProcess:
+def run_torchrun(
+    nproc: int, command: str, output: Path, *options: str, timeout: float = JOB_TIMEOUT
+) -> subprocess.CompletedProcess:
     """
     The worker's ``command`` on ``nproc`` ranks of one torchrun agent (``--standalone``: a free loopback port), one
-    thread each, bounded by :data:`JOB_TIMEOUT`; its exit status and output, together.
+    thread each, bounded by ``timeout`` (an agent that outlasts it is killed, its workers with it, and the test fails);
+    its exit status and output, together.
     """
     arguments = ["--standalone", "--local-addr=127.0.0.1", f"--nproc-per-node={nproc}", *options]
-    return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", *arguments, str(WORKER), command, str(output)],
-        env=_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=JOB_TIMEOUT,
-    )
+    output.mkdir(parents=True, exist_ok=True)
+    # a file, not a pipe: reading a pipe to its end waits for every process holding it, a worker left behind too
+    with (output / "agent.log").open("w+") as log:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", *arguments, str(WORKER), command, str(output)],
+            env=_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the agent in a group of its own, as in run_two_agents
+        )
+        try:
+            agent.wait(timeout=timeout)
+            killed = False
+        except subprocess.TimeoutExpired:
+            _kill_job(agent)
+            killed = True
+        log.seek(0)
+        result = subprocess.CompletedProcess(agent.args, agent.returncode, log.read())
+    assert not killed, f"{result.stdout}: outlasted its bound of {timeout} s"
+    return result
 
 
 def torchrun(nproc: int, command: str, output: Path, *options: str) -> None:
@@ -76,13 +91,49 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, found by their parents in /proc (none where there is no /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):  # a process that ended meanwhile
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after "pid (command)": state, then ppid
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    found, below = [], [pid]
+    while below:
+        these = children.get(below.pop(), [])
+        found += these
+        below += these
+    return found
+
+
+def _kill_job(agent: subprocess.Popen) -> None:
+    """
+    SIGKILL a torchrun agent (started in a group of its own) and its workers, which torchrun starts in sessions of their
+    own, beyond the group's reach: the agent is stopped first, so that it starts no worker while they are listed.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(agent.pid, signal.SIGSTOP)
+    workers = _descendants(agent.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(agent.pid, signal.SIGKILL)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    agent.wait()
+
+
 def run_two_agents(
-    command: str, output: Path, *options: str, settle: float | None = None, **environment: str
+    command: str,
+    output: Path,
+    *options: str,
+    settle: float | None = None,
+    timeout: float = JOB_TIMEOUT,
+    **environment: str,
 ) -> list[subprocess.CompletedProcess]:
     """
     The worker's ``command`` on two "nodes": two torchrun agents on this machine, one rank each, meeting at a c10d
-    rendezvous on a loopback port, bounded by :data:`JOB_TIMEOUT` (an agent that outlasts it is killed, its workers
-    with it, and the test fails). With ``settle``, the job is over when the first agent ends: the other gets ``settle``
+    rendezvous on a loopback port, bounded by ``timeout`` (an agent that outlasts it is killed, its workers with it,
+    and the test fails). With ``settle``, the job is over when the first agent ends: the other gets ``settle``
     seconds more, then it and its workers are killed (its exit status is then ``None``).
     """
     rendezvous = [
@@ -106,7 +157,7 @@ def run_two_agents(
         )
         for log in logs
     ]
-    deadline, settling, killed = time.monotonic() + JOB_TIMEOUT, False, set()
+    deadline, settling, killed = time.monotonic() + timeout, False, set()
     try:
         while any(agent.poll() is None for agent in agents) and time.monotonic() < deadline:
             if settle is not None and not settling and any(agent.poll() is not None for agent in agents):
@@ -115,15 +166,14 @@ def run_two_agents(
     finally:
         for index, agent in enumerate(agents):
             if agent.poll() is None:
-                os.killpg(agent.pid, signal.SIGKILL)
-                agent.wait()
+                _kill_job(agent)
                 killed.add(index)
     results = []
     for index, (agent, log) in enumerate(zip(agents, logs, strict=True)):
         log.seek(0)
         results.append(subprocess.CompletedProcess(agent.args, None if index in killed else agent.returncode, log.read()))
         log.close()
-    assert not killed or (settling and len(killed) == 1), f"{results}: outlasted JOB_TIMEOUT"
+    assert not killed or (settling and len(killed) == 1), f"{results}: outlasted its bound of {timeout} s"
     return results
 
 
@@ -383,13 +433,51 @@ def test_a_stalled_rank_makes_the_others_fail_after_the_timeout(tmp_path: Path) 
 
 def kill_if_still_the_worker(pid: int, output: Path) -> None:
     """SIGKILL process ``pid`` if it is still a worker writing to ``output`` (not a process that got its id since)."""
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:  # it has ended
-        return
-    if str(output).encode() in command:
+    if _is_worker(pid, output):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_job_past_its_bound_is_killed_with_its_workers(tmp_path: Path) -> None:
+    """
+    A job that outlasts its bound fails the test and leaves no worker behind, although torchrun starts each worker in
+    a session of its own, beyond its agent's process group: with 2 processes and with 2 "nodes" (at once).
+    """
+    bound = 30  # both workers are up within seconds: the bound finds them asleep
+    jobs = {
+        "processes": lambda output: run_torchrun(2, "hang", output, timeout=bound),
+        "nodes": lambda output: run_two_agents("hang", output, timeout=bound),
+    }
+    with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+        futures = {name: pool.submit(job, tmp_path / name) for name, job in jobs.items()}
+    workers = {}
+    try:
+        for name, future in futures.items():
+            with pytest.raises(AssertionError, match=f"outlasted its bound of {bound} s"):
+                future.result()
+            workers[name] = [int(pid_file.read_text()) for pid_file in (tmp_path / name).glob("hang-*.pid")]
+            assert len(workers[name]) == 2, name
+
+        def left() -> list[tuple[str, int]]:
+            return [(name, pid) for name, pids in workers.items() for pid in pids if _is_worker(pid, tmp_path / name)]
+
+        # SIGKILL ends a process within moments; one without a parent to reap it stays a zombie, with an empty command
+        deadline = time.monotonic() + 10
+        while left() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not left()
+    finally:
+        for name, pids in workers.items():
+            for pid in pids:
+                kill_if_still_the_worker(pid, tmp_path / name)
+
+
+def _is_worker(pid: int, output: Path) -> bool:
+    """Whether process ``pid`` is (still) a worker writing to ``output``."""
+    try:
+        return str(output).encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # it has ended
+        return False
 
 
 def assert_resumed_from_the_checkpoint(output: Path, world_size: int) -> None:
