@@ -443,7 +443,7 @@ def test_a_job_past_its_bound_is_killed_with_its_workers(tmp_path: Path) -> None
     A job that outlasts its bound fails the test and leaves no worker behind, although torchrun starts each worker in
     a session of its own, beyond its agent's process group: with 2 processes and with 2 "nodes" (at once).
     """
-    bound = 30  # both workers are up within seconds: the bound finds them asleep
+    bound = 20  # the workers are up within seconds (7-8 s here beside two busy torch processes): the bound finds them asleep
     jobs = {
         "processes": lambda output: run_torchrun(2, "hang", output, timeout=bound),
         "nodes": lambda output: run_two_agents("hang", output, timeout=bound),
