@@ -9,7 +9,7 @@ file per rank (and case); the test process compares them with one process's resu
   (``train-cuda``: on the GPUs, NCCL).
 - ``die``, ``stall``: rank 1 is killed, or stopped, mid-training.
 - ``resume``: ``examples/distributed_training.py``, rank 1 killed in the first attempt; what each attempt trained.
-- ``hang``: each rank writes its process id (``hang-RANK.pid``) and sleeps: a job that only its bound ends.
+- ``hang``: each rank sleeps for an hour: a job that only its bound ends.
 """
 
 import importlib.util
@@ -138,8 +138,7 @@ def stall(output: Path) -> None:
 
 
 def hang(output: Path) -> None:
-    """Each rank writes its process id, then sleeps for an hour."""
-    (output / f"hang-{distributed.rank()}.pid").write_text(str(os.getpid()))
+    """Each rank sleeps for an hour."""
     time.sleep(3600)
 
 

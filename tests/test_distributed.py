@@ -441,35 +441,40 @@ def kill_if_still_the_worker(pid: int, output: Path) -> None:
 def test_a_job_past_its_bound_is_killed_with_its_workers(tmp_path: Path) -> None:
     """
     A job that outlasts its bound fails the test and leaves no worker behind, although torchrun starts each worker in
-    a session of its own, beyond its agent's process group: with 2 processes and with 2 "nodes" (at once).
+    a session of its own, beyond its agent's process group: with 2 processes and with 2 "nodes" (at once). Whatever
+    stage the bound finds the job in, nothing of it is left; the workers are up within seconds (7-8 s here beside two
+    busy torch processes), so the bound finds them asleep.
     """
-    bound = 20  # the workers are up within seconds (7-8 s here beside two busy torch processes): the bound finds them asleep
+    bound = 20
     jobs = {
         "processes": lambda output: run_torchrun(2, "hang", output, timeout=bound),
         "nodes": lambda output: run_two_agents("hang", output, timeout=bound),
     }
+    outputs = [tmp_path / name for name in jobs]
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
-        futures = {name: pool.submit(job, tmp_path / name) for name, job in jobs.items()}
-    workers = {}
+        futures = [pool.submit(job, output) for job, output in zip(jobs.values(), outputs, strict=True)]
+
+    def left() -> list[int]:
+        return [pid for output in outputs for pid in _workers(output)]
+
     try:
-        for name, future in futures.items():
+        for future in futures:
             with pytest.raises(AssertionError, match=f"outlasted its bound of {bound} s"):
                 future.result()
-            workers[name] = [int(pid_file.read_text()) for pid_file in (tmp_path / name).glob("hang-*.pid")]
-            assert len(workers[name]) == 2, name
-
-        def left() -> list[tuple[str, int]]:
-            return [(name, pid) for name, pids in workers.items() for pid in pids if _is_worker(pid, tmp_path / name)]
-
         # SIGKILL ends a process within moments; one without a parent to reap it stays a zombie, with an empty command
         deadline = time.monotonic() + 10
         while left() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not left()
     finally:
-        for name, pids in workers.items():
-            for pid in pids:
-                kill_if_still_the_worker(pid, tmp_path / name)
+        for output in outputs:
+            for pid in _workers(output):
+                kill_if_still_the_worker(pid, output)
+
+
+def _workers(output: Path) -> list[int]:
+    """The processes that are (still) workers writing to ``output``, found by their commands in /proc."""
+    return [pid for pid in (int(path.name) for path in Path("/proc").glob("[0-9]*")) if _is_worker(pid, output)]
 
 
 def _is_worker(pid: int, output: Path) -> bool:
