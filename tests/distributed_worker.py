@@ -34,9 +34,6 @@ from sb3_vpg import VPG, distributed
 from tests.given_episodes import CASES, fill, make_model, rank_episodes, update
 from tests.helpers_sb3 import CountingEnv
 
-# Where ``stall``'s stopped rank writes its process id: nothing ends a stopped process that outlives its agent.
-STOPPED_PID = "stopped.pid"
-
 
 def given_episodes(output: Path) -> None:
     results = {}
@@ -101,12 +98,11 @@ class FaultAtUpdate(BaseCallback):
     """
     On one rank, at the start of the rollout after its ``at``-th update, sends this process ``signal``; with a
     ``marker`` file, only if the file does not exist yet (it is written first): once per job, whatever its restarts.
-    With a ``pid_file``, writes this process's id to it first, so that a test can end a process it stopped.
     """
 
-    def __init__(self, rank: int, at: int, signal: int, marker: Path | None = None, pid_file: Path | None = None) -> None:
+    def __init__(self, rank: int, at: int, signal: int, marker: Path | None = None) -> None:
         super().__init__()
-        self.rank, self.at, self.signal, self.marker, self.pid_file = rank, at, signal, marker, pid_file
+        self.rank, self.at, self.signal, self.marker = rank, at, signal, marker
 
     def _on_rollout_start(self) -> None:
         if distributed.rank() == self.rank and self.model._n_updates == self.at:
@@ -114,8 +110,6 @@ class FaultAtUpdate(BaseCallback):
                 if self.marker.exists():
                     return
                 self.marker.touch()
-            if self.pid_file is not None:
-                self.pid_file.write_text(str(os.getpid()))
             os.kill(os.getpid(), self.signal)
 
     def _on_step(self) -> bool:
@@ -133,8 +127,7 @@ def die(output: Path) -> None:
 
 def stall(output: Path) -> None:
     """Rank 1 stops (SIGSTOP, as a hung env would) after its 3rd update; rank 0 waits at most 3 s for it."""
-    stop = FaultAtUpdate(1, 3, signal.SIGSTOP, pid_file=output / STOPPED_PID)
-    counting_model(collective_timeout=3.0).learn(10_000, callback=stop)
+    counting_model(collective_timeout=3.0).learn(10_000, callback=FaultAtUpdate(1, 3, signal.SIGSTOP))
 
 
 def hang(output: Path) -> None:

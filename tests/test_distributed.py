@@ -29,7 +29,6 @@ import torch as th
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 
 from sb3_vpg import VPG, distributed
-from tests.distributed_worker import STOPPED_PID
 from tests.given_episodes import CASES, LEARNING_RATE, Case, episodes, fill, make_model, update
 from tests.rounding import TermMagnitudes, assert_within, gamma
 
@@ -424,16 +423,16 @@ def test_a_stalled_rank_makes_the_others_fail_after_the_timeout(tmp_path: Path) 
             agents = nodes.result()
     finally:
         # torchrun starts each worker in a session of its own, and an agent that ends leaves a stopped worker behind
-        for pid_file in tmp_path.glob(f"*/{STOPPED_PID}"):
-            kill_if_still_the_worker(int(pid_file.read_text()), pid_file.parent)
+        for output in (tmp_path / "processes", tmp_path / "nodes"):
+            kill_workers(output)
     waited = [agent for agent in agents if agent.returncode is not None and "CollectiveError: Rank 0 of 2:" in agent.stdout]
     assert len(waited) == 1 and waited[0].returncode != 0 and "within 3 s" in waited[0].stdout
     assert all(agent.returncode != 0 for agent in agents)
 
 
-def kill_if_still_the_worker(pid: int, output: Path) -> None:
-    """SIGKILL process ``pid`` if it is still a worker writing to ``output`` (not a process that got its id since)."""
-    if _is_worker(pid, output):
+def kill_workers(output: Path) -> None:
+    """SIGKILL every process that is still a worker writing to ``output``."""
+    for pid in _workers(output):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
@@ -468,8 +467,7 @@ def test_a_job_past_its_bound_is_killed_with_its_workers(tmp_path: Path) -> None
         assert not left()
     finally:
         for output in outputs:
-            for pid in _workers(output):
-                kill_if_still_the_worker(pid, output)
+            kill_workers(output)
 
 
 def _workers(output: Path) -> list[int]:
